@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"conferencego/api-conference/internal/conference"
+	"conferencego/syncer/changeevent"
+)
+
+const (
+	changeCreated = changeevent.Created
+	changeUpdated = changeevent.Updated
+)
+
+// markerSlots is the number of rows in change_marker (see migration 0001).
+const markerSlots = 16
+
+// recordChanges writes one outbox row for each conference in ids, as it stands now inside tx,
+// bumps the change marker and notifies the relay. Called in the transaction that made the
+// change, so the change and its event commit or vanish together.
+func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var rows []conferenceRow
+	if err := tx.NewSelect().Model(&rows).Relation("Location").Where("c.id IN (?)", bun.In(ids)).Order("c.id").Scan(ctx); err != nil {
+		return fmt.Errorf("read changed conferences: %w", translate(err))
+	}
+	out := make([]outboxRow, 0, len(rows))
+	for _, r := range rows {
+		payload, err := changeevent.MarshalData(Payload(r.domain()))
+		if err != nil {
+			return err
+		}
+		out = append(out, outboxRow{ConferenceID: r.ID, Type: string(typ), Version: r.Version, Payload: payload})
+	}
+	return insertOutbox(ctx, tx, out)
+}
+
+func recordDelete(ctx context.Context, tx bun.Tx, id, version int64) error {
+	return insertOutbox(ctx, tx, []outboxRow{{ConferenceID: id, Type: string(changeevent.Deleted), Version: version}})
+}
+
+// Payload is what a conference publishes: the contract's view of it.
+func Payload(c conference.Conference) changeevent.Conference {
+	return changeevent.Conference{
+		ID: c.ID, Href: changeevent.Href(c.ID), Name: c.Name, Starts: c.Starts, Ends: c.Ends,
+		MaxAttendees: c.MaxAttendees,
+		Location:     changeevent.Location{Name: c.Location.Name, City: c.Location.City, State: c.Location.State},
+	}
+}
+
+func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
+	var (
+		values strings.Builder
+		args   []any
+		slots  []int64
+	)
+	for i, r := range rows {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(?, ?, ?, ?::jsonb)")
+		var payload any // NULL for deletes
+		if r.Payload != nil {
+			payload = string(r.Payload)
+		}
+		args = append(args, r.ConferenceID, r.Type, r.Version, payload)
+		slots = append(slots, r.ConferenceID%markerSlots)
+	}
+	if _, err := tx.NewRaw("INSERT INTO outbox (conference_id, type, version, payload) VALUES "+values.String(), args...).Exec(ctx); err != nil {
+		return fmt.Errorf("write outbox: %w", translate(err))
+	}
+	// Slots in ascending order, so two transactions that touch the same slots take their row
+	// locks in the same order and cannot deadlock.
+	if _, err := tx.NewRaw(
+		"UPDATE change_marker SET n = n + m.k FROM (SELECT s, count(*) AS k FROM unnest(?::smallint[]) AS s GROUP BY s ORDER BY s) AS m WHERE slot = m.s",
+		pgdialect.Array(slots),
+	).Exec(ctx); err != nil {
+		return fmt.Errorf("bump change marker: %w", translate(err))
+	}
+	// Delivered at commit, and only if the transaction commits.
+	if _, err := tx.NewRaw("SELECT pg_notify(?, '')", changeevent.NotifyChannel).Exec(ctx); err != nil {
+		return fmt.Errorf("notify relay: %w", translate(err))
+	}
+	return nil
+}
+
+// OutboxEvent is an outbox row as the contract sees it.
+type OutboxEvent struct {
+	Seq   int64 // the row's id, for ordering and removal
+	Event changeevent.Event
+}
+
+// ReadOutbox returns up to limit outbox rows in id order, decoded into events. The relay
+// claims rows with its own locking query; this is for inspection and tests.
+func (s *Store) ReadOutbox(ctx context.Context, limit int) ([]OutboxEvent, error) {
+	var rows []outboxRow
+	if err := s.db.NewSelect().Model(&rows).Order("id").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("read outbox: %w", translate(err))
+	}
+	out := make([]OutboxEvent, 0, len(rows))
+	for _, r := range rows {
+		e, err := r.event()
+		if err != nil {
+			return nil, fmt.Errorf("outbox row %d: %w", r.ID, err)
+		}
+		out = append(out, OutboxEvent{Seq: r.ID, Event: e})
+	}
+	return out, nil
+}
+
+func (r outboxRow) event() (changeevent.Event, error) {
+	typ, err := changeevent.ParseType(r.Type)
+	if err != nil {
+		return changeevent.Event{}, err
+	}
+	e := changeevent.Event{
+		ID: r.EventID, Type: typ, ConferenceID: r.ConferenceID, Version: r.Version,
+		OccurredAt: r.OccurredAt.UTC().Truncate(time.Microsecond),
+	}
+	if len(r.Payload) > 0 {
+		if e.Data, err = changeevent.ParseData(r.Payload); err != nil {
+			return changeevent.Event{}, err
+		}
+	}
+	return e, e.Validate()
+}

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-conference/internal/conference"
+	"conferencego/api-conference/internal/postgres"
+	"conferencego/syncer/changeevent"
+)
+
+// Page sizes of the conference list.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+type locationSummary struct {
+	Href       string  `json:"href"`
+	Name       string  `json:"name"`
+	City       string  `json:"city"`
+	State      string  `json:"state"`
+	PictureURL *string `json:"picture_url,omitempty"`
+}
+
+type conferenceListItem struct {
+	ID           int64           `json:"id"`
+	Href         string          `json:"href"`
+	Name         string          `json:"name"`
+	Starts       time.Time       `json:"starts"`
+	Ends         time.Time       `json:"ends"`
+	MaxAttendees int             `json:"max_attendees"`
+	Version      int64           `json:"version"`
+	Updated      time.Time       `json:"updated"`
+	Location     locationSummary `json:"location"`
+}
+
+type conferenceList struct {
+	Conferences []conferenceListItem `json:"conferences"`
+	// Next is the path of the following page, or null on the last one.
+	Next *string `json:"next"`
+}
+
+type conferenceDetail struct {
+	ID               int64           `json:"id"`
+	Href             string          `json:"href"`
+	Name             string          `json:"name"`
+	Starts           time.Time       `json:"starts"`
+	Ends             time.Time       `json:"ends"`
+	Description      string          `json:"description"`
+	MaxPresentations int             `json:"max_presentations"`
+	MaxAttendees     int             `json:"max_attendees"`
+	Version          int64           `json:"version"`
+	Created          time.Time       `json:"created"`
+	Updated          time.Time       `json:"updated"`
+	Location         locationSummary `json:"location"`
+}
+
+// conferenceEnvelope is the original project's shape of GET /api/conferences/{id}/.
+type conferenceEnvelope struct {
+	Conference conferenceDetail `json:"conference"`
+	// Weather is always null: no weather service is called.
+	Weather *struct{} `json:"weather"`
+}
+
+func toLocationSummary(l conference.Location, withPicture bool) locationSummary {
+	s := locationSummary{Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State}
+	if withPicture {
+		pic := l.PictureURL
+		s.PictureURL = &pic
+	}
+	return s
+}
+
+func toConferenceDetail(c conference.Conference) conferenceDetail {
+	return conferenceDetail{
+		ID: c.ID, Href: changeevent.Href(c.ID), Name: c.Name, Starts: c.Starts, Ends: c.Ends,
+		Description: c.Description, MaxPresentations: c.MaxPresentations, MaxAttendees: c.MaxAttendees,
+		Version: c.Version, Created: c.Created, Updated: c.Updated, Location: toLocationSummary(c.Location, true),
+	}
+}
+
+var conferenceFields = []string{"name", "starts", "ends", "description", "max_presentations", "max_attendees", "location"}
+
+func decodeConference(c *fiber.Ctx) (conference.ConferencePatch, error) {
+	o, err := decodeObject(c, conferenceFields...)
+	if err != nil {
+		return conference.ConferencePatch{}, err
+	}
+	p := conference.ConferencePatch{
+		Name:             o.str("name", false),
+		Starts:           o.when("starts"),
+		Ends:             o.when("ends"),
+		Description:      o.str("description", true),
+		MaxPresentations: o.count("max_presentations"),
+		MaxAttendees:     o.count("max_attendees"),
+		LocationID:       o.ref("location", "/api/locations/"),
+	}
+	return p, o.err()
+}
+
+// pageParams reads ?limit= and ?after=.
+func pageParams(c *fiber.Ctx) (limit int, after int64, err error) {
+	var v conference.ValidationError
+	limit = DefaultPageSize
+	if s := c.Query("limit"); s != "" {
+		n, perr := strconv.Atoi(s)
+		if perr != nil || n < 1 || n > MaxPageSize {
+			v.Add("limit", fmt.Sprintf("must be a whole number from 1 to %d", MaxPageSize))
+		}
+		limit = n
+	}
+	if s := c.Query("after"); s != "" {
+		n, perr := strconv.ParseInt(s, 10, 64)
+		if perr != nil || n < 0 {
+			v.Add("after", "must be a conference id (a whole number, 0 or more)")
+		}
+		after = n
+	}
+	return limit, after, v.Err()
+}
+
+// etagMatches reports whether an If-None-Match header names etag (weak comparison, RFC 9110).
+func etagMatches(header, etag string) bool {
+	for _, candidate := range strings.Split(header, ",") {
+		candidate = strings.TrimPrefix(strings.TrimSpace(candidate), "W/")
+		if candidate == etag || candidate == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// handleListConferences serves keyset pages. Its ETag comes from the change marker, which is
+// read before the page: a page can only be newer than its ETag says, so a client never gets a
+// 304 for a list that changed, and a poll that finds nothing new costs one tiny query.
+func handleListConferences(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		limit, after, err := pageParams(c)
+		if err != nil {
+			return err
+		}
+		marker, err := store.ChangeMarker(c.UserContext())
+		if err != nil {
+			return err
+		}
+		etag := fmt.Sprintf(`"m%d-l%d-a%d"`, marker, limit, after)
+		c.Set(fiber.HeaderETag, etag)
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+		if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && etagMatches(inm, etag) {
+			return c.SendStatus(fiber.StatusNotModified)
+		}
+		confs, more, err := store.ListConferences(c.UserContext(), after, limit)
+		if err != nil {
+			return err
+		}
+		out := conferenceList{Conferences: make([]conferenceListItem, len(confs))}
+		for i, cf := range confs {
+			out.Conferences[i] = conferenceListItem{
+				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends,
+				MaxAttendees: cf.MaxAttendees, Version: cf.Version, Updated: cf.Updated,
+				Location: toLocationSummary(cf.Location, false),
+			}
+		}
+		if more {
+			next := fmt.Sprintf("/api/conferences/?limit=%d&after=%d", limit, confs[len(confs)-1].ID)
+			out.Next = &next
+			c.Set(fiber.HeaderLink, "<"+next+`>; rel="next"`)
+		}
+		return c.JSON(out)
+	}
+}
+
+func handleCreateConference(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := decodeConference(c)
+		if err != nil {
+			return err
+		}
+		cf, err := store.CreateConference(c.UserContext(), p)
+		if err != nil {
+			return err
+		}
+		c.Location(changeevent.Href(cf.ID))
+		return c.Status(fiber.StatusCreated).JSON(toConferenceDetail(cf))
+	}
+}
+
+func handleGetConference(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		cf, err := store.GetConference(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(conferenceEnvelope{Conference: toConferenceDetail(cf)})
+	}
+}
+
+func handleUpdateConference(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		p, err := decodeConference(c)
+		if err != nil {
+			return err
+		}
+		cf, err := store.UpdateConference(c.UserContext(), id, p)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toConferenceDetail(cf))
+	}
+}
+
+func handleDeleteConference(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		if err := store.DeleteConference(c.UserContext(), id); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"deleted": true})
+	}
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-conference/internal/conference"
+	"conferencego/api-conference/internal/postgres"
+)
+
+type stateJSON struct {
+	Name         string `json:"name"`
+	Abbreviation string `json:"abbreviation"`
+}
+
+func handleListStates(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		states, err := store.ListStates(c.UserContext())
+		if err != nil {
+			return err
+		}
+		out := make([]stateJSON, len(states))
+		for i, s := range states {
+			out[i] = stateJSON{Name: s.Name, Abbreviation: s.Abbreviation}
+		}
+		return c.JSON(fiber.Map{"states": out})
+	}
+}
+
+func locationHref(id int64) string { return "/api/locations/" + strconv.FormatInt(id, 10) + "/" }
+
+type locationListItem struct {
+	ID         int64  `json:"id"`
+	Href       string `json:"href"`
+	Name       string `json:"name"`
+	City       string `json:"city"`
+	State      string `json:"state"`
+	PictureURL string `json:"picture_url"`
+}
+
+type locationDetail struct {
+	ID         int64     `json:"id"`
+	Href       string    `json:"href"`
+	Name       string    `json:"name"`
+	City       string    `json:"city"`
+	RoomCount  int       `json:"room_count"`
+	State      string    `json:"state"`
+	PictureURL string    `json:"picture_url"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
+}
+
+func toLocationDetail(l conference.Location) locationDetail {
+	return locationDetail{
+		ID: l.ID, Href: locationHref(l.ID), Name: l.Name, City: l.City, RoomCount: l.RoomCount,
+		State: l.State, PictureURL: l.PictureURL, Created: l.Created, Updated: l.Updated,
+	}
+}
+
+var locationFields = []string{"name", "city", "room_count", "state", "picture_url"}
+
+func decodeLocation(c *fiber.Ctx) (conference.LocationPatch, error) {
+	o, err := decodeObject(c, locationFields...)
+	if err != nil {
+		return conference.LocationPatch{}, err
+	}
+	p := conference.LocationPatch{
+		Name:       o.str("name", false),
+		City:       o.str("city", false),
+		RoomCount:  o.count("room_count"),
+		State:      o.str("state", false),
+		PictureURL: o.str("picture_url", true),
+	}
+	return p, o.err()
+}
+
+func handleListLocations(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		locs, err := store.ListLocations(c.UserContext())
+		if err != nil {
+			return err
+		}
+		out := make([]locationListItem, len(locs))
+		for i, l := range locs {
+			out[i] = locationListItem{ID: l.ID, Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State, PictureURL: l.PictureURL}
+		}
+		return c.JSON(fiber.Map{"locations": out})
+	}
+}
+
+func handleCreateLocation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := decodeLocation(c)
+		if err != nil {
+			return err
+		}
+		l, err := store.CreateLocation(c.UserContext(), p)
+		if err != nil {
+			return err
+		}
+		c.Location(locationHref(l.ID))
+		return c.Status(fiber.StatusCreated).JSON(toLocationDetail(l))
+	}
+}
+
+func handleGetLocation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "location")
+		if err != nil {
+			return err
+		}
+		l, err := store.GetLocation(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toLocationDetail(l))
+	}
+}
+
+func handleUpdateLocation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "location")
+		if err != nil {
+			return err
+		}
+		p, err := decodeLocation(c)
+		if err != nil {
+			return err
+		}
+		l, err := store.UpdateLocation(c.UserContext(), id, p)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toLocationDetail(l))
+	}
+}
+
+func handleDeleteLocation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "location")
+		if err != nil {
+			return err
+		}
+		if err := store.DeleteLocation(c.UserContext(), id); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"deleted": true})
+	}
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-conference/internal/conference"
+	"conferencego/api-conference/internal/postgres"
+	"conferencego/syncer/changeevent"
+)
+
+const (
+	statusApproved = conference.StatusApproved
+	statusRejected = conference.StatusRejected
+)
+
+func presentationHref(id int64) string {
+	return "/api/presentations/" + strconv.FormatInt(id, 10) + "/"
+}
+
+type conferenceRef struct {
+	Href string `json:"href"`
+	Name string `json:"name"`
+}
+
+type presentationDetail struct {
+	ID             int64         `json:"id"`
+	Href           string        `json:"href"`
+	PresenterName  string        `json:"presenter_name"`
+	CompanyName    string        `json:"company_name"`
+	PresenterEmail string        `json:"presenter_email"`
+	Title          string        `json:"title"`
+	Synopsis       string        `json:"synopsis"`
+	Created        time.Time     `json:"created"`
+	Status         string        `json:"status"`
+	Conference     conferenceRef `json:"conference"`
+}
+
+func toPresentationDetail(p conference.Presentation) presentationDetail {
+	return presentationDetail{
+		ID: p.ID, Href: presentationHref(p.ID), PresenterName: p.PresenterName, CompanyName: p.CompanyName,
+		PresenterEmail: p.PresenterEmail, Title: p.Title, Synopsis: p.Synopsis, Created: p.Created,
+		Status: p.Status, Conference: conferenceRef{Href: changeevent.Href(p.ConferenceID), Name: p.ConferenceName},
+	}
+}
+
+var presentationFields = []string{"presenter_name", "company_name", "presenter_email", "title", "synopsis"}
+
+func decodePresentation(c *fiber.Ctx, extra ...string) (*object, conference.PresentationPatch, error) {
+	o, err := decodeObject(c, append(extra, presentationFields...)...)
+	if err != nil {
+		return nil, conference.PresentationPatch{}, err
+	}
+	p := conference.PresentationPatch{
+		PresenterName:  o.str("presenter_name", false),
+		CompanyName:    o.str("company_name", true),
+		PresenterEmail: o.str("presenter_email", false),
+		Title:          o.str("title", false),
+		Synopsis:       o.str("synopsis", true),
+	}
+	return o, p, nil
+}
+
+func handleListPresentations(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		ps, err := store.ListPresentations(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		out := make([]presentationDetail, len(ps))
+		for i, p := range ps {
+			out[i] = toPresentationDetail(p)
+		}
+		return c.JSON(fiber.Map{"presentations": out})
+	}
+}
+
+func handleCreatePresentation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		// The original front-end also sends the conference it posts to; it must be this one.
+		o, p, err := decodePresentation(c, "conference")
+		if err != nil {
+			return err
+		}
+		if ref := o.ref("conference", "/api/conferences/"); ref != nil && *ref != id {
+			o.errs.Add("conference", fmt.Sprintf("names conference %d but the request is for conference %d", *ref, id))
+		}
+		if err := o.err(); err != nil {
+			return err
+		}
+		pr, err := store.CreatePresentation(c.UserContext(), id, p)
+		if err != nil {
+			return err
+		}
+		c.Location(presentationHref(pr.ID))
+		return c.Status(fiber.StatusCreated).JSON(toPresentationDetail(pr))
+	}
+}
+
+func handleGetPresentation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "presentation")
+		if err != nil {
+			return err
+		}
+		p, err := store.GetPresentation(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toPresentationDetail(p))
+	}
+}
+
+func handleUpdatePresentation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "presentation")
+		if err != nil {
+			return err
+		}
+		o, p, err := decodePresentation(c)
+		if err != nil {
+			return err
+		}
+		if err := o.err(); err != nil {
+			return err
+		}
+		pr, err := store.UpdatePresentation(c.UserContext(), id, p)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toPresentationDetail(pr))
+	}
+}
+
+func handleDeletePresentation(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "presentation")
+		if err != nil {
+			return err
+		}
+		if err := store.DeletePresentation(c.UserContext(), id); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"deleted": true})
+	}
+}
+
+// handleSetStatus approves or rejects a presentation. It takes no body.
+func handleSetStatus(store *postgres.Store, status string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "presentation")
+		if err != nil {
+			return err
+		}
+		p, err := store.SetPresentationStatus(c.UserContext(), id, status)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toPresentationDetail(p))
+	}
+}

@@ -1,0 +1,37 @@
+package server
+
+import (
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"conferencego/api-conference/internal/postgres"
+)
+
+// routes lists every route of the service. Paths match with and without a trailing slash.
+func routes(app *fiber.App, store *postgres.Store, reg *prometheus.Registry) {
+	app.Get("/healthz", health)
+	app.Get("/readyz", ready(store))
+	app.Get("/metrics", metricsHandler(reg))
+
+	app.Get("/api/states", handleListStates(store))
+
+	app.Get("/api/locations", handleListLocations(store))
+	app.Post("/api/locations", handleCreateLocation(store))
+	app.Get("/api/locations/:id", handleGetLocation(store))
+	app.Put("/api/locations/:id", handleUpdateLocation(store))
+	app.Delete("/api/locations/:id", handleDeleteLocation(store))
+
+	app.Get("/api/conferences", handleListConferences(store))
+	app.Post("/api/conferences", handleCreateConference(store))
+	app.Get("/api/conferences/:id", handleGetConference(store))
+	app.Put("/api/conferences/:id", handleUpdateConference(store))
+	app.Delete("/api/conferences/:id", handleDeleteConference(store))
+
+	app.Get("/api/conferences/:id/presentations", handleListPresentations(store))
+	app.Post("/api/conferences/:id/presentations", handleCreatePresentation(store))
+	app.Get("/api/presentations/:id", handleGetPresentation(store))
+	app.Put("/api/presentations/:id", handleUpdatePresentation(store))
+	app.Delete("/api/presentations/:id", handleDeletePresentation(store))
+	app.Put("/api/presentations/:id/approval", handleSetStatus(store, statusApproved))
+	app.Put("/api/presentations/:id/rejection", handleSetStatus(store, statusRejected))
+}
