@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS badges;
+DROP TABLE IF EXISTS attendees;
+DROP TABLE IF EXISTS conference_vos;
