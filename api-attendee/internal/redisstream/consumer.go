@@ -1,0 +1,483 @@
+// Package redisstream is api-attendee's push-mode consumer: it reads conference change events
+// from a Redis stream with a consumer group and applies them through the store's one apply
+// path, acking each entry only after the transaction that applied it has committed.
+//
+// Delivery is at least once and applying is idempotent, so every failure is handled by doing
+// the work again: entries left pending by a consumer that died are reclaimed with XAUTOCLAIM,
+// a lost group (Redis restarted empty) is recreated, and every retry waits with backoff. An
+// entry that cannot be decoded, or keeps failing, goes to the dead-letter stream with its
+// reason so that it cannot block the entries after it.
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"conferencego/api-attendee/internal/attendee"
+	"conferencego/syncer/changeevent"
+)
+
+// Applier applies a batch of changes in one transaction. postgres.Store is the applier in
+// production; the consumer needs only these two methods of it.
+type Applier interface {
+	ApplyChanges(ctx context.Context, b attendee.Batch) (attendee.ApplyResult, error)
+	Ping(ctx context.Context) error
+}
+
+// Consumer reads one stream as one member of a consumer group. It is not safe for
+// concurrent use: run one Run per Consumer, and more Consumers (processes) to share the work.
+type Consumer struct {
+	cfg   Config
+	rdb   redis.UniversalClient
+	store Applier
+	log   *slog.Logger
+
+	groupReady  bool
+	claimCursor string
+	lastClaim   time.Time
+	// dbSuspect is set when an apply failed for a reason other than the entry itself. Until the
+	// database answers again the consumer neither reads nor reclaims, so that an outage does
+	// not use up the delivery counts of good entries and send them to the dead-letter stream.
+	dbSuspect bool
+	backoff   backoff
+
+	stats counters
+}
+
+type counters struct {
+	read, reclaimed, applied, deadLettered, retries, groupsCreated atomic.Int64
+}
+
+// Stats are the counts of what a Consumer has done since it was made.
+type Stats struct {
+	// Read counts entries received, by XREADGROUP or by reclaiming.
+	Read int64
+	// Reclaimed counts entries taken over from idle consumers (including this one).
+	Reclaimed int64
+	// Applied counts entries applied and acked.
+	Applied int64
+	// DeadLettered counts entries moved to the dead-letter stream.
+	DeadLettered int64
+	// Retries counts failed rounds that were retried after a backoff: reconnects included.
+	Retries int64
+	// GroupsCreated counts XGROUP CREATE calls that made the group (at start, after NOGROUP).
+	GroupsCreated int64
+}
+
+// New returns a Consumer of cfg.Stream, after filling cfg's defaults and validating it.
+func New(rdb redis.UniversalClient, store Applier, cfg Config) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("stream consumer: %w", err)
+	}
+	c := &Consumer{
+		cfg: cfg, rdb: rdb, store: store,
+		log:         cfg.Logger.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Consumer),
+		claimCursor: "0-0",
+		backoff:     backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
+	}
+	if cfg.Registerer != nil {
+		if err := c.register(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("stream consumer: register metrics: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Name is the consumer's name in its group.
+func (c *Consumer) Name() string { return c.cfg.Consumer }
+
+// Stats returns what the consumer has done so far. It is safe to call from any goroutine.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Read: c.stats.read.Load(), Reclaimed: c.stats.reclaimed.Load(), Applied: c.stats.applied.Load(),
+		DeadLettered: c.stats.deadLettered.Load(), Retries: c.stats.retries.Load(),
+		GroupsCreated: c.stats.groupsCreated.Load(),
+	}
+}
+
+func (c *Consumer) register(reg prometheus.Registerer) error {
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "attendee_consumer_" + name, Help: help,
+			ConstLabels: prometheus.Labels{"stream": c.cfg.Stream, "group": c.cfg.Group},
+		}, func() float64 { return float64(v.Load()) })
+	}
+	for _, col := range []prometheus.Collector{
+		counter("entries_read_total", "Stream entries received, new or reclaimed.", &c.stats.read),
+		counter("entries_reclaimed_total", "Stream entries reclaimed from idle consumers with XAUTOCLAIM.", &c.stats.reclaimed),
+		counter("entries_applied_total", "Stream entries applied and acked.", &c.stats.applied),
+		counter("entries_dead_lettered_total", "Stream entries moved to the dead-letter stream.", &c.stats.deadLettered),
+		counter("retries_total", "Failed rounds retried after a backoff, reconnects included.", &c.stats.retries),
+		counter("groups_created_total", "Consumer groups created, at start or after NOGROUP.", &c.stats.groupsCreated),
+	} {
+		if err := reg.Register(col); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run consumes until ctx is cancelled, then finishes the batch in hand, acks it and returns
+// nil. Failures are logged and retried with backoff; Run returns no other error.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.log.InfoContext(ctx, "stream consumer started", "batch_size", c.cfg.BatchSize,
+		"claim_min_idle", c.cfg.ClaimMinIdle, "max_deliveries", c.cfg.MaxDeliveries)
+	for ctx.Err() == nil {
+		if _, err := c.runOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.stats.retries.Add(1)
+			wait := c.backoff.next()
+			c.log.WarnContext(ctx, "stream consumer failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
+			if !sleep(ctx, wait) {
+				break
+			}
+			continue
+		}
+		c.backoff.reset()
+	}
+	c.log.InfoContext(context.WithoutCancel(ctx), "stream consumer stopped", "applied", c.stats.applied.Load())
+	return nil
+}
+
+// runOnce does one round: make sure the group exists, reclaim idle entries when due or else
+// read new ones, and handle what it got. It returns how many entries it handled.
+//
+// Reading stops as soon as ctx is cancelled, but entries once received are applied and acked
+// under a context of their own, so a shutdown never leaves a batch half done.
+func (c *Consumer) runOnce(ctx context.Context) (int, error) {
+	if ctx.Err() != nil {
+		return 0, nil
+	}
+	// The read must not be cut off by ctx either: Redis may already have handed entries to
+	// this consumer. It is bounded by the block time instead.
+	readCtx, cancelRead := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Block+10*time.Second)
+	defer cancelRead()
+	if c.dbSuspect {
+		if err := c.store.Ping(readCtx); err != nil {
+			return 0, fmt.Errorf("wait for the database: %w", err)
+		}
+		c.dbSuspect = false
+	}
+	if !c.groupReady {
+		if err := c.ensureGroup(readCtx); err != nil {
+			return 0, err
+		}
+	}
+	msgs, deliveries, err := c.reclaim(readCtx)
+	if err != nil {
+		return 0, c.redisFailed("reclaim", err)
+	}
+	if len(msgs) == 0 {
+		if msgs, err = c.read(readCtx); err != nil {
+			return 0, c.redisFailed("read", err)
+		}
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	workCtx, cancelWork := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ApplyTimeout)
+	defer cancelWork()
+	return len(msgs), c.handle(workCtx, msgs, deliveries)
+}
+
+// ensureGroup creates the group from the start of the stream, so a new group reads the
+// backlog, and the stream itself if it does not exist yet.
+func (c *Consumer) ensureGroup(ctx context.Context) error {
+	err := c.rdb.XGroupCreateMkStream(ctx, c.cfg.Stream, c.cfg.Group, "0").Err()
+	switch {
+	case err == nil:
+		c.stats.groupsCreated.Add(1)
+		c.log.InfoContext(ctx, "consumer group created")
+	case strings.HasPrefix(err.Error(), "BUSYGROUP"):
+		// Another consumer made it first, or it survived: both fine.
+	default:
+		return fmt.Errorf("create consumer group: %w", err)
+	}
+	c.groupReady = true
+	c.claimCursor = "0-0"
+	return nil
+}
+
+// redisFailed wraps err and notes a lost group, so the next round recreates it.
+func (c *Consumer) redisFailed(op string, err error) error {
+	if strings.HasPrefix(err.Error(), "NOGROUP") {
+		c.groupReady = false
+		return fmt.Errorf("%s: the consumer group is gone (Redis lost its data?), recreating it: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func (c *Consumer) read(ctx context.Context) ([]redis.XMessage, error) {
+	streams, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: c.cfg.Group, Consumer: c.cfg.Consumer, Streams: []string{c.cfg.Stream, ">"},
+		Count: int64(c.cfg.BatchSize), Block: c.cfg.Block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var msgs []redis.XMessage
+	for _, s := range streams {
+		msgs = append(msgs, s.Messages...)
+	}
+	c.stats.read.Add(int64(len(msgs)))
+	return msgs, nil
+}
+
+// reclaim takes over, when due, entries that have stayed pending longer than ClaimMinIdle —
+// their consumer died, or (this one's own) their apply failed — and returns them with how
+// often each has been delivered, the reclaim included.
+func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]int64, error) {
+	// A sweep in progress goes on without waiting for the interval.
+	if c.claimCursor == "0-0" && time.Since(c.lastClaim) < c.cfg.ClaimInterval {
+		return nil, nil, nil
+	}
+	msgs, next, err := c.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: c.cfg.Stream, Group: c.cfg.Group, Consumer: c.cfg.Consumer,
+		MinIdle: c.cfg.ClaimMinIdle, Start: c.claimCursor, Count: int64(c.cfg.BatchSize),
+	}).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	c.claimCursor = next
+	if next == "0-0" {
+		c.lastClaim = time.Now()
+	}
+	if len(msgs) == 0 {
+		return nil, nil, nil
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	slices.SortFunc(ids, compareIDs)
+	pending, err := c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: c.cfg.Stream, Group: c.cfg.Group, Consumer: c.cfg.Consumer,
+		Start: ids[0], End: ids[len(ids)-1], Count: int64(len(ids)) * 2,
+	}).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read delivery counts: %w", err)
+	}
+	deliveries := make(map[string]int64, len(pending))
+	for _, p := range pending {
+		deliveries[p.ID] = p.RetryCount
+	}
+	c.stats.read.Add(int64(len(msgs)))
+	c.stats.reclaimed.Add(int64(len(msgs)))
+	c.log.InfoContext(ctx, "reclaimed idle entries", "entries", len(msgs))
+	return msgs, deliveries, nil
+}
+
+type deadLetter struct {
+	msg        redis.XMessage
+	reason     string
+	deliveries int64
+}
+
+// handle applies msgs and acks what was applied or dead-lettered. Entries whose apply failed
+// for another reason stay pending, to be reclaimed and retried after ClaimMinIdle.
+func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries map[string]int64) error {
+	var (
+		events []changeevent.Event
+		ids    []string
+		dead   []deadLetter
+	)
+	for _, m := range msgs {
+		n := deliveries[m.ID]
+		if n > c.cfg.MaxDeliveries {
+			dead = append(dead, deadLetter{m, fmt.Sprintf("not applied after %d deliveries", n-1), n})
+			continue
+		}
+		e, err := changeevent.Decode(m.Values)
+		if err == nil {
+			err = attendee.CheckChange(e)
+		}
+		if err != nil {
+			dead = append(dead, deadLetter{m, err.Error(), n})
+			continue
+		}
+		events = append(events, e)
+		ids = append(ids, m.ID)
+	}
+
+	var (
+		acked   []string
+		failed  int
+		lastErr error
+	)
+	byID := make(map[string]redis.XMessage, len(msgs))
+	for _, m := range msgs {
+		byID[m.ID] = m
+	}
+	settle := func(i int, err error) {
+		switch {
+		case err == nil:
+			acked = append(acked, ids[i])
+		case errors.Is(err, attendee.ErrInvalid):
+			dead = append(dead, deadLetter{byID[ids[i]], err.Error(), deliveries[ids[i]]})
+		default:
+			failed++
+			lastErr = err
+		}
+	}
+	if len(events) > 0 {
+		_, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: events})
+		switch {
+		case err == nil:
+			acked = ids
+		case len(events) == 1:
+			settle(0, err)
+		default:
+			// One bad entry must not hold back the others: apply them one by one.
+			for i, e := range events {
+				_, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: []changeevent.Event{e}})
+				settle(i, err)
+			}
+		}
+	}
+
+	if err := c.deadLetter(ctx, dead); err != nil {
+		return err
+	}
+	if len(acked) > 0 {
+		if err := c.rdb.XAck(ctx, c.cfg.Stream, c.cfg.Group, acked...).Err(); err != nil {
+			// Applied but not acked: the entries come back and are applied again, harmlessly.
+			return fmt.Errorf("ack %d applied entries: %w", len(acked), err)
+		}
+		c.stats.applied.Add(int64(len(acked)))
+	}
+	c.log.InfoContext(ctx, "applied stream entries", "entries", len(msgs), "applied", len(acked),
+		"dead_lettered", len(dead), "failed", failed)
+	if failed > 0 {
+		c.dbSuspect = true
+		return fmt.Errorf("%d of %d entries not applied, left pending for retry: %w", failed, len(msgs), lastErr)
+	}
+	return nil
+}
+
+// deadLetter copies each entry to the dead-letter stream with its reason and acks it, in one
+// MULTI, so an entry is never both acked and lost nor dead-lettered twice by one call.
+func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	dlq := c.cfg.Stream + changeevent.DeadLetterSuffix
+	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, d := range dead {
+			p.XAdd(ctx, &redis.XAddArgs{
+				Stream: dlq, MaxLen: c.cfg.DeadLetterMaxLen, Approx: true,
+				Values: deadLetterFields(d, c.cfg.Group, c.cfg.Consumer),
+			})
+			p.XAck(ctx, c.cfg.Stream, c.cfg.Group, d.msg.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter %d entries: %w", len(dead), err)
+	}
+	c.stats.deadLettered.Add(int64(len(dead)))
+	for _, d := range dead {
+		c.log.WarnContext(ctx, "entry dead-lettered", "entry_id", d.msg.ID, "reason", d.reason, "dead_letter_stream", dlq)
+	}
+	return nil
+}
+
+// Fields a dead-letter entry adds to the original entry's.
+const (
+	FieldDLQReason     = "dlq_reason"
+	FieldDLQSourceID   = "dlq_source_id"
+	FieldDLQDeliveries = "dlq_deliveries"
+	FieldDLQGroup      = "dlq_group"
+	FieldDLQConsumer   = "dlq_consumer"
+)
+
+func deadLetterFields(d deadLetter, group, consumer string) []any {
+	keys := make([]string, 0, len(d.msg.Values))
+	for k := range d.msg.Values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]any, 0, 2*len(keys)+10)
+	for _, k := range keys {
+		out = append(out, k, fmt.Sprint(d.msg.Values[k]))
+	}
+	deliveries := max(d.deliveries, 1)
+	return append(out,
+		FieldDLQReason, d.reason,
+		FieldDLQSourceID, d.msg.ID,
+		FieldDLQDeliveries, strconv.FormatInt(deliveries, 10),
+		FieldDLQGroup, group,
+		FieldDLQConsumer, consumer,
+	)
+}
+
+// compareIDs orders stream entry ids (ms-seq) numerically.
+func compareIDs(a, b string) int {
+	ams, aseq, _ := strings.Cut(a, "-")
+	bms, bseq, _ := strings.Cut(b, "-")
+	an, _ := strconv.ParseUint(ams, 10, 64)
+	bn, _ := strconv.ParseUint(bms, 10, 64)
+	if an != bn {
+		if an < bn {
+			return -1
+		}
+		return 1
+	}
+	as, _ := strconv.ParseUint(aseq, 10, 64)
+	bs, _ := strconv.ParseUint(bseq, 10, 64)
+	switch {
+	case as < bs:
+		return -1
+	case as > bs:
+		return 1
+	}
+	return 0
+}
+
+// backoff is exponential backoff with a cap and jitter: each wait is drawn from the upper half
+// of the current step, so replicas that failed together do not retry together.
+type backoff struct {
+	base, max time.Duration
+	attempt   int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.max
+	if b.attempt < 30 {
+		d = min(b.base<<b.attempt, b.max)
+	}
+	b.attempt++
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+func (b *backoff) reset() { b.attempt = 0 }
+
+// sleep waits for d or until ctx is done, and reports whether it waited the whole time.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

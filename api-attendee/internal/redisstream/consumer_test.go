@@ -1,0 +1,384 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+
+	"conferencego/api-attendee/internal/attendee"
+	"conferencego/api-attendee/internal/postgres"
+	"conferencego/api-attendee/internal/postgres/pgtest"
+	"conferencego/api-attendee/internal/redisstream/redistest"
+	"conferencego/syncer/changeevent"
+)
+
+type fixture struct {
+	rdb    *redis.Client
+	db     *bun.DB
+	store  *postgres.Store
+	stream string
+	group  string
+}
+
+func setup(t *testing.T) fixture {
+	t.Helper()
+	rdb := redistest.Client(t)
+	db, _ := pgtest.NewSchema(t)
+	stream, group := redistest.Names(t, rdb)
+	return fixture{rdb: rdb, db: db, store: postgres.NewStore(db), stream: stream, group: group}
+}
+
+// eventually polls cond until it holds, failing the test after a deadline.
+func eventually(t *testing.T, what string, cond func() bool, state func() any) {
+	t.Helper()
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("%s: not within 15s; %+v", what, state())
+		case <-tick.C:
+		}
+	}
+}
+
+// config is a Consumer config with short waits, so tests run in milliseconds.
+func (f fixture) config(name string) Config {
+	return Config{
+		Stream: f.stream, Group: f.group, Consumer: name,
+		BatchSize: 10, Block: 50 * time.Millisecond,
+		ClaimMinIdle: 100 * time.Millisecond, ClaimInterval: 20 * time.Millisecond,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+	}
+}
+
+func mustConsumer(t *testing.T, rdb redis.UniversalClient, store Applier, cfg Config) *Consumer {
+	t.Helper()
+	c, err := New(rdb, store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func xadd(t *testing.T, rdb redis.UniversalClient, stream string, events ...changeevent.Event) []string {
+	t.Helper()
+	ids := make([]string, len(events))
+	for i, e := range events {
+		fields, err := e.Fields()
+		if err != nil {
+			t.Fatalf("fields of %+v: %v", e, err)
+		}
+		ids[i] = xaddRaw(t, rdb, stream, fields...)
+	}
+	return ids
+}
+
+func xaddRaw(t *testing.T, rdb redis.UniversalClient, stream string, fields ...string) string {
+	t.Helper()
+	values := make([]any, len(fields))
+	for i, f := range fields {
+		values[i] = f
+	}
+	id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: values}).Result()
+	if err != nil {
+		t.Fatalf("xadd: %v", err)
+	}
+	return id
+}
+
+// runUntil drives c one round at a time until done holds, failing the test after a deadline.
+// Round errors are expected on the way (that is what the tests provoke) and only reported
+// when the deadline passes.
+func runUntil(t *testing.T, c *Consumer, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var lastErr error
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached within 15s; stats %+v; last round error: %v", c.Stats(), lastErr)
+		}
+		if _, err := c.runOnce(context.Background()); err != nil {
+			lastErr = err
+		}
+	}
+}
+
+func pendingCount(t *testing.T, rdb redis.UniversalClient, stream, group string) int64 {
+	t.Helper()
+	p, err := rdb.XPending(context.Background(), stream, group).Result()
+	if err != nil {
+		t.Fatalf("xpending: %v", err)
+	}
+	return p.Count
+}
+
+func version(t *testing.T, store *postgres.Store, id int64) int64 {
+	t.Helper()
+	c, err := store.GetConference(context.Background(), id)
+	if errors.Is(err, attendee.ErrNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Version
+}
+
+func TestConsumerAppliesAndAcks(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	// Written before the group exists: a new group must read the backlog.
+	xadd(t, f.rdb, f.stream,
+		pgtest.Created(1, 1, "A", 10), pgtest.Created(2, 1, "B", 10), pgtest.Created(1, 2, "A2", 10),
+		pgtest.Deleted(2, 2), pgtest.Created(1, 2, "A2", 10), pgtest.Created(3, 1, "C", 10),
+	)
+	c := mustConsumer(t, f.rdb, f.store, f.config("c1"))
+	runUntil(t, c, func() bool { return c.Stats().Applied == 6 })
+
+	got := map[int64]int64{1: version(t, f.store, 1), 2: version(t, f.store, 2), 3: version(t, f.store, 3)}
+	if diff := cmp.Diff(map[int64]int64{1: 2, 2: 2, 3: 1}, got); diff != "" {
+		t.Errorf("versions (-want +got):\n%s", diff)
+	}
+	if vo, _ := f.store.GetConference(context.Background(), 2); !vo.Deleted {
+		t.Errorf("conference 2 is not tombstoned")
+	}
+	if n := pendingCount(t, f.rdb, f.stream, f.group); n != 0 {
+		t.Errorf("%d entries still pending after apply", n)
+	}
+	if s := c.Stats(); s.GroupsCreated != 1 || s.DeadLettered != 0 {
+		t.Errorf("stats %+v: want the group created once and nothing dead-lettered", s)
+	}
+}
+
+func TestConsumerReclaimsEntriesOfDeadConsumer(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	if err := f.rdb.XGroupCreateMkStream(ctx, f.stream, f.group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	xadd(t, f.rdb, f.stream, pgtest.Created(1, 1, "A", 10), pgtest.Created(2, 1, "B", 10), pgtest.Created(3, 1, "C", 10))
+	// A consumer reads the entries and dies before it acks them: they stay pending for it.
+	got, err := f.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: f.group, Consumer: "crashed", Streams: []string{f.stream, ">"}, Count: 10, Block: -1,
+	}).Result()
+	if err != nil || len(got[0].Messages) != 3 {
+		t.Fatalf("read as the crashing consumer: %v, %v", got, err)
+	}
+	xadd(t, f.rdb, f.stream, pgtest.Created(4, 1, "D", 10))
+
+	c := mustConsumer(t, f.rdb, f.store, f.config("survivor"))
+	runUntil(t, c, func() bool { return c.Stats().Applied == 4 })
+	for id := int64(1); id <= 4; id++ {
+		if v := version(t, f.store, id); v != 1 {
+			t.Errorf("conference %d at version %d, want 1", id, v)
+		}
+	}
+	if n := pendingCount(t, f.rdb, f.stream, f.group); n != 0 {
+		t.Errorf("%d entries still pending", n)
+	}
+	if s := c.Stats(); s.Reclaimed != 3 {
+		t.Errorf("reclaimed %d entries, want 3", s.Reclaimed)
+	}
+}
+
+func TestConsumerDeadLettersAndGoesOn(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	// A real, persistent failure in the database for one conference's changes.
+	db, store := f.db, f.store
+	for _, q := range []string{
+		`CREATE FUNCTION refuse_666() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN IF NEW.conference_id = 666 THEN RAISE EXCEPTION 'conference 666 is refused'; END IF; RETURN NEW; END $$`,
+		`CREATE TRIGGER refuse_666 BEFORE INSERT OR UPDATE ON conference_vos FOR EACH ROW EXECUTE FUNCTION refuse_666()`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	garbage := xaddRaw(t, f.rdb, f.stream, "hello", "world")
+	nul := pgtest.Created(5, 1, "nul \x00 inside", 10)
+	fields, _ := nul.Fields() // the contract allows it; the copy cannot store it
+	nulID := xaddRaw(t, f.rdb, f.stream, fields...)
+	failing := xadd(t, f.rdb, f.stream, pgtest.Created(666, 1, "Refused", 10))[0]
+	xadd(t, f.rdb, f.stream, pgtest.Created(1, 1, "A", 10), pgtest.Created(2, 1, "B", 10))
+
+	cfg := f.config("c1")
+	cfg.MaxDeliveries = 2
+	c := mustConsumer(t, f.rdb, store, cfg)
+	runUntil(t, c, func() bool { return c.Stats().DeadLettered == 3 })
+	runUntil(t, c, func() bool { return pendingCount(t, f.rdb, f.stream, f.group) == 0 })
+
+	for id := int64(1); id <= 2; id++ {
+		if v := version(t, store, id); v != 1 {
+			t.Errorf("conference %d at version %d, want 1: a bad entry held back good ones", id, v)
+		}
+	}
+	dlq, err := f.rdb.XRange(ctx, f.stream+changeevent.DeadLetterSuffix, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, m := range dlq {
+		reasons[m.Values[FieldDLQSourceID].(string)] = m.Values[FieldDLQReason].(string)
+	}
+	for id, want := range map[string]string{
+		garbage: "field event_id is missing",
+		nulID:   "contains NUL",
+		failing: "not applied after 2 deliveries",
+	} {
+		if !strings.Contains(reasons[id], want) {
+			t.Errorf("dead letter of %s: reason %q, want it to mention %q", id, reasons[id], want)
+		}
+	}
+	for _, m := range dlq {
+		if m.Values[FieldDLQSourceID] == failing && m.Values[changeevent.FieldConferenceID] != "666" {
+			t.Errorf("dead letter lost the original fields: %v", m.Values)
+		}
+	}
+}
+
+func TestConsumerRecoversFromRedisRestartedEmpty(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	srv := redistest.StartServer(t)
+	rdb := srv.Client(t)
+	cfg := f.config("c1")
+	cfg.BackoffBase, cfg.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
+	c := mustConsumer(t, rdb, f.store, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-stopped
+	}()
+	stats := func() any { return c.Stats() }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		eventually(t, what, cond, stats)
+	}
+
+	xadd(t, rdb, f.stream, pgtest.Created(1, 1, "A", 10))
+	waitFor("first entry applied", func() bool { return version(t, f.store, 1) == 1 })
+
+	srv.Kill(t)
+	killed := time.Now()
+	waitFor("consumer notices the outage", func() bool { return c.Stats().Retries >= 3 })
+	srv.Start(t)
+	down := time.Since(killed)
+
+	// Redis came back empty: no stream, no group. The consumer must recreate both.
+	xadd(t, rdb, f.stream, pgtest.Created(1, 2, "A2", 10), pgtest.Created(2, 1, "B", 10))
+	waitFor("entries after the restart applied", func() bool {
+		return version(t, f.store, 1) == 2 && version(t, f.store, 2) == 1
+	})
+	s := c.Stats()
+	if s.GroupsCreated < 2 {
+		t.Errorf("group created %d times, want it recreated after the restart", s.GroupsCreated)
+	}
+	// With backoff from 20ms doubling to 200ms, jittered into the upper half of each step, an
+	// outage of d allows about d/100ms + 5 rounds. A loop without backoff would make thousands.
+	limit := int64(down/(100*time.Millisecond)) + 10
+	if s.Retries > limit {
+		t.Errorf("%d retries during an outage of %s, want at most %d: the consumer is spinning", s.Retries, down, limit)
+	}
+	t.Logf("outage %s, %d retries, stats %+v", down.Round(time.Millisecond), s.Retries, s)
+}
+
+func TestConsumerStopsAfterTheBatchInHand(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for i := int64(1); i <= 200; i++ {
+		xadd(t, f.rdb, f.stream, pgtest.Created(i, 1, "C", 10))
+	}
+	cfg := f.config("c1")
+	cfg.BatchSize = 7
+	c := mustConsumer(t, f.rdb, f.store, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Run(ctx) }()
+	eventually(t, "first batch applied", func() bool { return c.Stats().Applied > 0 }, func() any { return c.Stats() })
+	cancel()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Run returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of cancel")
+	}
+	// Everything read was applied and acked: nothing is left pending for this consumer.
+	if n := pendingCount(t, f.rdb, f.stream, f.group); n != 0 {
+		t.Errorf("%d entries left pending after shutdown", n)
+	}
+	s := c.Stats()
+	if s.Read != s.Applied || s.Applied%7 != 0 {
+		t.Errorf("read %d, applied %d: want every read entry applied, in whole batches of 7", s.Read, s.Applied)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	ok := func(mod func(*Config)) Config {
+		c := Config{}
+		c.setDefaults()
+		mod(&c)
+		return c
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"defaults", ok(func(*Config) {}), ""},
+		{"zero batch", ok(func(c *Config) { c.BatchSize = -1 }), "batch size"},
+		{"block forever", ok(func(c *Config) { c.Block = -1 }), "block"},
+		{"max deliveries", ok(func(c *Config) { c.MaxDeliveries = -2 }), "max deliveries"},
+		{"backoff range", ok(func(c *Config) { c.BackoffMax = time.Millisecond }), "backoff"},
+		{"empty stream", ok(func(c *Config) { c.Stream = "" }), "stream name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.cfg.Validate()
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+	c := Config{}
+	c.setDefaults()
+	d := Config{}
+	d.setDefaults()
+	if c.Consumer == d.Consumer {
+		t.Errorf("two consumers got the same default name %q", c.Consumer)
+	}
+}
+
+func TestBackoffGrowsToCapWithJitter(t *testing.T) {
+	t.Parallel()
+	b := backoff{base: 10 * time.Millisecond, max: 80 * time.Millisecond}
+	for i, step := range []time.Duration{10, 20, 40, 80, 80, 80} {
+		step *= time.Millisecond
+		if d := b.next(); d < step/2 || d > step {
+			t.Errorf("wait %d = %s, want within [%s, %s]", i, d, step/2, step)
+		}
+	}
+	b.reset()
+	if d := b.next(); d > 10*time.Millisecond {
+		t.Errorf("after reset: %s", d)
+	}
+}
