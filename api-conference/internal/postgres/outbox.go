@@ -29,7 +29,7 @@ func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.
 		return nil
 	}
 	var rows []conferenceRow
-	if err := tx.NewSelect().Model(&rows).Relation("Location").Where("c.id IN (?)", bun.In(ids)).Order("c.id").Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&rows).Relation("Location").Where("c.id IN (?)", bun.List(ids)).Order("c.id").Scan(ctx); err != nil {
 		return fmt.Errorf("read changed conferences: %w", translate(err))
 	}
 	out := make([]outboxRow, 0, len(rows))

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
+	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
 )
 
@@ -132,4 +133,30 @@ func randomName() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// MustCreateLocation stores a valid location in state TX and returns it.
+func MustCreateLocation(tb testing.TB, store *postgres.Store) conference.Location {
+	tb.Helper()
+	name, city, rooms, state := "Convention Center", "Austin", 12, "TX"
+	l, err := store.CreateLocation(context.Background(), conference.LocationPatch{Name: &name, City: &city, RoomCount: &rooms, State: &state})
+	if err != nil {
+		tb.Fatalf("create location: %v", err)
+	}
+	return l
+}
+
+// MustCreateConference stores a valid conference named name at location locationID.
+func MustCreateConference(tb testing.TB, store *postgres.Store, locationID int64, name string) conference.Conference {
+	tb.Helper()
+	starts := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	ends := starts.Add(48 * time.Hour)
+	maxP, maxA := 2, 100
+	c, err := store.CreateConference(context.Background(), conference.ConferencePatch{
+		Name: &name, Starts: &starts, Ends: &ends, MaxPresentations: &maxP, MaxAttendees: &maxA, LocationID: &locationID,
+	})
+	if err != nil {
+		tb.Fatalf("create conference: %v", err)
+	}
+	return c
 }
