@@ -23,24 +23,27 @@ const markerSlots = 16
 
 // recordChanges writes one outbox row for each conference in ids, as it stands now inside tx,
 // bumps the change marker and notifies the relay. Called in the transaction that made the
-// change, so the change and its event commit or vanish together.
-func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type) error {
+// change, so the change and its event commit or vanish together. It returns the conferences
+// it read, so callers need not read them again.
+func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type) ([]conference.Conference, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	var rows []conferenceRow
 	if err := tx.NewSelect().Model(&rows).Relation("Location").Where("c.id IN (?)", bun.List(ids)).Order("c.id").Scan(ctx); err != nil {
-		return fmt.Errorf("read changed conferences: %w", translate(err))
+		return nil, fmt.Errorf("read changed conferences: %w", translate(err))
 	}
-	out := make([]outboxRow, 0, len(rows))
-	for _, r := range rows {
-		payload, err := changeevent.MarshalData(Payload(r.domain()))
+	confs := make([]conference.Conference, len(rows))
+	out := make([]outboxRow, len(rows))
+	for i, r := range rows {
+		confs[i] = r.domain()
+		payload, err := changeevent.MarshalData(Payload(confs[i]))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = append(out, outboxRow{ConferenceID: r.ID, Type: string(typ), Version: r.Version, Payload: payload})
+		out[i] = outboxRow{ConferenceID: r.ID, Type: string(typ), Version: r.Version, Payload: payload}
 	}
-	return insertOutbox(ctx, tx, out)
+	return confs, insertOutbox(ctx, tx, out)
 }
 
 func recordDelete(ctx context.Context, tx bun.Tx, id, version int64) error {

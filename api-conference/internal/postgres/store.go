@@ -141,7 +141,8 @@ func (s *Store) UpdateLocation(ctx context.Context, id int64, p conference.Locat
 		).Scan(ctx, &ids); err != nil {
 			return translate(err)
 		}
-		return recordChanges(ctx, tx, ids, changeUpdated)
+		_, err := recordChanges(ctx, tx, ids, changeUpdated)
+		return err
 	})
 	if err != nil {
 		return conference.Location{}, fmt.Errorf("update location %d: %w", id, err)
@@ -213,12 +214,12 @@ func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePat
 		if _, err := tx.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
 			return translate(err)
 		}
-		if err := recordChanges(ctx, tx, []int64{row.ID}, changeCreated); err != nil {
+		confs, err := recordChanges(ctx, tx, []int64{row.ID}, changeCreated)
+		if err != nil {
 			return err
 		}
-		var err error
-		out, err = getConference(ctx, tx, row.ID)
-		return err
+		out = confs[0]
+		return nil
 	})
 	if err != nil {
 		return conference.Conference{}, fmt.Errorf("create conference: %w", err)
@@ -302,12 +303,12 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 			Set("version = version + 1").Set("updated = now()").WherePK().Exec(ctx); err != nil {
 			return translate(err)
 		}
-		if err := recordChanges(ctx, tx, []int64{id}, changeUpdated); err != nil {
+		confs, err := recordChanges(ctx, tx, []int64{id}, changeUpdated)
+		if err != nil {
 			return err
 		}
-		var err error
-		out, err = getConference(ctx, tx, id)
-		return err
+		out = confs[0]
+		return nil
 	})
 	if err != nil {
 		return conference.Conference{}, fmt.Errorf("update conference %d: %w", id, err)
