@@ -50,7 +50,7 @@ type ApplyResult struct {
 func (b Batch) Normalize() ([]changeevent.Event, error) {
 	var v ValidationError
 	if b.Complete && len(b.Changes) == 0 {
-		v.Add("conferences", "an empty snapshot is refused: it would tombstone every conference")
+		v.Add("changes", "an empty snapshot is refused: it would tombstone every conference")
 	}
 	newest := make(map[int64]changeevent.Event, len(b.Changes))
 	for i, e := range b.Changes {

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-attendee/internal/attendee"
+	"conferencego/api-attendee/internal/postgres"
+)
+
+type conferenceRef struct {
+	Name       string `json:"name"`
+	ImportHref string `json:"import_href"`
+}
+
+type attendeeDetail struct {
+	ID          int64         `json:"id"`
+	Href        string        `json:"href"`
+	Email       string        `json:"email"`
+	Name        string        `json:"name"`
+	CompanyName string        `json:"company_name"`
+	Created     time.Time     `json:"created"`
+	HasBadge    bool          `json:"has_badge"`
+	Conference  conferenceRef `json:"conference"`
+}
+
+type attendeeList struct {
+	Attendees []attendeeDetail `json:"attendees"`
+}
+
+func attendeeHref(id int64) string { return "/api/attendees/" + strconv.FormatInt(id, 10) + "/" }
+
+func toAttendeeDetail(a attendee.Attendee) attendeeDetail {
+	return attendeeDetail{
+		ID: a.ID, Href: attendeeHref(a.ID), Email: a.Email, Name: a.Name, CompanyName: a.CompanyName,
+		Created: a.Created, HasBadge: a.HasBadge,
+		Conference: conferenceRef{Name: a.Conference.Name, ImportHref: a.Conference.ImportHref},
+	}
+}
+
+func toAttendeeList(as []attendee.Attendee) attendeeList {
+	out := attendeeList{Attendees: make([]attendeeDetail, len(as))}
+	for i, a := range as {
+		out.Attendees[i] = toAttendeeDetail(a)
+	}
+	return out
+}
+
+var attendeeFields = []string{"email", "name", "company_name"}
+
+// decodeAttendee reads an attendee's fields, and with withConference also the conference it
+// registers for (as the original front-end posts to /api/attendees/).
+func decodeAttendee(c *fiber.Ctx, withConference bool) (attendee.AttendeePatch, int64, error) {
+	allowed := attendeeFields
+	if withConference {
+		allowed = append([]string{"conference"}, attendeeFields...)
+	}
+	o, err := decodeObject(c, allowed...)
+	if err != nil {
+		return attendee.AttendeePatch{}, 0, err
+	}
+	p := attendee.AttendeePatch{
+		Email:       o.str("email", false),
+		Name:        o.str("name", false),
+		CompanyName: o.str("company_name", true),
+	}
+	var conferenceID int64
+	if withConference {
+		if ref := o.ref("conference", "/api/conferences/"); ref != nil {
+			conferenceID = *ref
+		} else if _, given := o.raw("conference"); !given {
+			o.errs.Add("conference", "is required: the conference's id or href, like /api/conferences/7/")
+		}
+	}
+	return p, conferenceID, o.err()
+}
+
+func register(c *fiber.Ctx, store *postgres.Store, conferenceID int64, p attendee.AttendeePatch) error {
+	a, err := store.Register(c.UserContext(), conferenceID, p)
+	if err != nil {
+		return err
+	}
+	c.Location(attendeeHref(a.ID))
+	return c.Status(fiber.StatusCreated).JSON(toAttendeeDetail(a))
+}
+
+func handleRegisterForConference(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		p, _, err := decodeAttendee(c, false)
+		if err != nil {
+			return err
+		}
+		return register(c, store, id, p)
+	}
+}
+
+func handleRegister(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, conferenceID, err := decodeAttendee(c, true)
+		if err != nil {
+			return err
+		}
+		return register(c, store, conferenceID, p)
+	}
+}
+
+func handleListConferenceAttendees(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		as, err := store.ListAttendees(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toAttendeeList(as))
+	}
+}
+
+func handleListAttendees(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		as, err := store.ListAttendees(c.UserContext(), 0)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toAttendeeList(as))
+	}
+}
+
+func handleGetAttendee(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "attendee")
+		if err != nil {
+			return err
+		}
+		a, err := store.GetAttendee(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toAttendeeDetail(a))
+	}
+}
+
+func handleUpdateAttendee(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "attendee")
+		if err != nil {
+			return err
+		}
+		p, _, err := decodeAttendee(c, false)
+		if err != nil {
+			return err
+		}
+		a, err := store.UpdateAttendee(c.UserContext(), id, p)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toAttendeeDetail(a))
+	}
+}
+
+func handleDeleteAttendee(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "attendee")
+		if err != nil {
+			return err
+		}
+		if err := store.DeleteAttendee(c.UserContext(), id); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"deleted": true})
+	}
+}
+
+// handleCreateBadge is idempotent: 201 when it made the badge, 200 when it existed already;
+// both answer the attendee, whose has_badge is then true.
+func handleCreateBadge(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "attendee")
+		if err != nil {
+			return err
+		}
+		a, created, err := store.CreateBadge(c.UserContext(), id)
+		if err != nil {
+			return fmt.Errorf("badge: %w", err)
+		}
+		status := fiber.StatusOK
+		if created {
+			status = fiber.StatusCreated
+		}
+		return c.Status(status).JSON(toAttendeeDetail(a))
+	}
+}

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-attendee/internal/attendee"
+	"conferencego/api-attendee/internal/postgres"
+)
+
+// conferenceVO is the JSON of a ConferenceVO; id is the conference's id in api-conference.
+type conferenceVO struct {
+	ID           int64     `json:"id"`
+	ImportHref   string    `json:"import_href"`
+	Name         string    `json:"name"`
+	Starts       time.Time `json:"starts"`
+	Ends         time.Time `json:"ends"`
+	MaxAttendees int       `json:"max_attendees"`
+	Version      int64     `json:"version"`
+}
+
+type conferenceList struct {
+	Conferences []conferenceVO `json:"conferences"`
+}
+
+func toConferenceVO(c attendee.Conference) conferenceVO {
+	return conferenceVO{
+		ID: c.ID, ImportHref: c.ImportHref, Name: c.Name, Starts: c.Starts, Ends: c.Ends,
+		MaxAttendees: c.MaxAttendees, Version: c.Version,
+	}
+}
+
+func handleListConferences(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		confs, err := store.ListConferences(c.UserContext())
+		if err != nil {
+			return err
+		}
+		out := conferenceList{Conferences: make([]conferenceVO, len(confs))}
+		for i, cf := range confs {
+			out.Conferences[i] = toConferenceVO(cf)
+		}
+		return c.JSON(out)
+	}
+}
+
+// handleGetConference answers 404 for a tombstone too: to a client, a deleted conference is gone.
+func handleGetConference(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := idParam(c, "id", "conference")
+		if err != nil {
+			return err
+		}
+		cf, err := store.GetConference(c.UserContext(), id)
+		if err != nil {
+			return err
+		}
+		if cf.Deleted {
+			return fmt.Errorf("conference %d has been deleted: %w", id, attendee.ErrNotFound)
+		}
+		return c.JSON(toConferenceVO(cf))
+	}
+}

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"mime"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-attendee/internal/attendee"
+)
+
+// object is a decoded JSON object whose fields are read one by one, so that a partial update
+// knows which fields were given, and every problem is reported at once with its field name.
+type object struct {
+	fields map[string]json.RawMessage
+	errs   attendee.ValidationError
+}
+
+// decodeObject reads the request body as one JSON object with no fields beyond allowed.
+func decodeObject(c *fiber.Ctx, allowed ...string) (*object, error) {
+	if err := requireJSON(c); err != nil {
+		return nil, err
+	}
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, fmt.Errorf("%w: the request body must be a JSON object", attendee.ErrInvalid)
+	}
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("%w: the request body is not valid UTF-8", attendee.ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		return nil, fmt.Errorf("%w: the request body is not a JSON object: %s", attendee.ErrInvalid, jsonProblem(err))
+	}
+	if fields == nil {
+		return nil, fmt.Errorf("%w: the request body must be a JSON object, not null", attendee.ErrInvalid)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, fmt.Errorf("%w: the request body has content after the JSON object", attendee.ErrInvalid)
+	}
+	o := &object{fields: fields}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if !slices.Contains(allowed, name) {
+			o.errs.Add(name, "is not a known field")
+		}
+	}
+	return o, nil
+}
+
+// requireJSON answers 415 unless the request says its body is JSON.
+func requireJSON(c *fiber.Ctx) error {
+	ct := c.Get(fiber.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+		return fiber.NewError(fiber.StatusUnsupportedMediaType,
+			fmt.Sprintf("send the body as application/json, not %q", ct))
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("expected an object, found %s", typ.Value)
+	default:
+		return err.Error()
+	}
+}
+
+// err returns the problems found so far, or nil.
+func (o *object) err() error { return o.errs.Err() }
+
+func (o *object) raw(name string) (json.RawMessage, bool) {
+	r, ok := o.fields[name]
+	return r, ok
+}
+
+// isNull reports whether r is the JSON null.
+func isNull(r json.RawMessage) bool { return string(bytes.TrimSpace(r)) == "null" }
+
+// str reads a string field. Null is refused unless nullable, when it means "".
+func (o *object) str(name string, nullable bool) *string {
+	r, ok := o.raw(name)
+	if !ok {
+		return nil
+	}
+	if isNull(r) {
+		if nullable {
+			s := ""
+			return &s
+		}
+		o.errs.Add(name, "must be a string, not null")
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(r, &s); err != nil {
+		o.errs.Add(name, "must be a string")
+		return nil
+	}
+	return &s
+}
+
+func parseInteger(r json.RawMessage) (int64, bool) {
+	text := string(bytes.TrimSpace(r))
+	if strings.HasPrefix(text, `"`) {
+		if err := json.Unmarshal(r, &text); err != nil {
+			return 0, false
+		}
+		text = strings.TrimSpace(text)
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		// 100.0 and 1e2 are whole numbers too; 1.5 is not.
+		f, ferr := strconv.ParseFloat(text, 64)
+		if ferr != nil || f != float64(int64(f)) || f > 1<<53 || f < -(1<<53) {
+			return 0, false
+		}
+		n = int64(f)
+	}
+	return n, true
+}
+
+// ref reads a reference to another resource: its id as a number or a string of digits, or its
+// href (prefix is the collection's path, like "/api/locations/").
+func (o *object) ref(name, prefix string) *int64 {
+	r, ok := o.raw(name)
+	if !ok {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(r, &s) == nil && strings.HasPrefix(s, prefix) {
+		id, ok := parseID(strings.TrimSuffix(strings.TrimPrefix(s, prefix), "/"))
+		if !ok {
+			o.errs.Add(name, "must be an id or an href like "+prefix+"7/")
+			return nil
+		}
+		return &id
+	}
+	n, ok := parseInteger(r)
+	if !ok || n <= 0 {
+		o.errs.Add(name, "must be the id of an existing resource (a positive whole number)")
+		return nil
+	}
+	return &n
+}
+
+// parseID parses a path or reference id: a positive decimal integer.
+func parseID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0
+}
+
+// idParam reads the :name path parameter; an id that cannot exist is simply not found.
+func idParam(c *fiber.Ctx, name, what string) (int64, error) {
+	raw := c.Params(name)
+	id, ok := parseID(raw)
+	if !ok {
+		return 0, fmt.Errorf("%s %q: %w", what, raw, attendee.ErrNotFound)
+	}
+	return id, nil
+}

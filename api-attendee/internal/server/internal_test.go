@@ -1,0 +1,244 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"conferencego/api-attendee/internal/attendee"
+	"conferencego/api-attendee/internal/postgres/pgtest"
+	"conferencego/api-attendee/internal/server"
+	"conferencego/syncer/changeevent"
+)
+
+func batchOf(events ...changeevent.Event) attendee.Batch {
+	return attendee.Batch{Changes: events}
+}
+
+var bearer = []string{"Authorization", "Bearer " + testToken}
+
+// changeObject is a change as the internal endpoint documents it.
+func changeObject(e changeevent.Event) map[string]any {
+	m := map[string]any{
+		"event_id": e.ID, "type": string(e.Type), "conference_id": e.ConferenceID, "version": e.Version,
+		"occurred_at": e.OccurredAt.Format(time.RFC3339Nano), "data": nil,
+	}
+	if e.Data != nil {
+		m["data"] = e.Data
+	}
+	return m
+}
+
+func changesBody(events ...changeevent.Event) map[string]any {
+	list := make([]map[string]any, len(events))
+	for i, e := range events {
+		list[i] = changeObject(e)
+	}
+	return map[string]any{"changes": list}
+}
+
+func snapshotBody(events ...changeevent.Event) map[string]any {
+	b := changesBody(events...)
+	b["complete"] = true
+	b["taken_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+	return b
+}
+
+type applyResult struct {
+	Changes    int `json:"changes"`
+	Applied    int `json:"applied"`
+	Tombstoned int `json:"tombstoned"`
+}
+
+func (f fixture) live(tb testing.TB) map[int64]int64 {
+	tb.Helper()
+	confs, err := f.store.ListConferences(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[int64]int64{}
+	for _, c := range confs {
+		out[c.ID] = c.Version
+	}
+	return out
+}
+
+func TestInternalChanges(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	c, d := pgtest.Created, pgtest.Deleted
+	var res applyResult
+	f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 2, "A2", 5), c(1, 1, "A1", 5), c(2, 1, "B", 5), d(3, 4)), &res, bearer...)
+	if diff := cmp.Diff(applyResult{Changes: 3, Applied: 3}, res); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	f.must(t, 200, "POST", "/internal/changes/", changesBody(c(1, 1, "A1", 5), c(3, 2, "C", 5)), &res, bearer...)
+	if diff := cmp.Diff(applyResult{Changes: 2, Applied: 0}, res); diff != "" {
+		t.Errorf("stale changes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[int64]int64{1: 2, 2: 1}, f.live(t)); diff != "" {
+		t.Errorf("live conferences (-want +got):\n%s", diff)
+	}
+	f.must(t, 200, "POST", "/internal/changes", `{"changes": []}`, &res, bearer...)
+}
+
+func TestInternalSnapshot(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Created
+	t.Run("tombstones absentees", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5), c(2, 1, "B", 5), c(3, 1, "C", 5)), nil, bearer...)
+		var res applyResult
+		f.must(t, 200, "POST", "/internal/snapshot", snapshotBody(c(1, 1, "A", 5), c(3, 2, "C2", 5), c(4, 1, "D", 5)), &res, bearer...)
+		if diff := cmp.Diff(applyResult{Changes: 3, Applied: 2, Tombstoned: 1}, res); diff != "" {
+			t.Errorf("result (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(map[int64]int64{1: 1, 3: 2, 4: 1}, f.live(t)); diff != "" {
+			t.Errorf("live conferences (-want +got):\n%s", diff)
+		}
+		checkProblem(t, f.do(t, "GET", "/api/conferences/2/", nil), 404)
+	})
+	t.Run("an empty or partial snapshot tombstones nothing", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5), c(2, 1, "B", 5)), nil, bearer...)
+		runBadInputs(t, f, []badInput{
+			{name: "empty snapshot", method: "POST", path: "/internal/snapshot", body: `{"complete": true, "changes": []}`, headers: bearer, want: 400, field: "changes"},
+			{name: "no changes at all", method: "POST", path: "/internal/snapshot", body: `{"complete": true}`, headers: bearer, want: 400, field: "changes"},
+			{name: "not said to be complete", method: "POST", path: "/internal/snapshot", body: mustJSON(t, map[string]any{"changes": changesBody(c(1, 1, "A", 5))["changes"]}), headers: bearer, want: 400, field: "complete"},
+			{name: "said to be partial", method: "POST", path: "/internal/snapshot", body: mustJSON(t, map[string]any{"complete": false, "changes": changesBody(c(1, 1, "A", 5))["changes"]}), headers: bearer, want: 400, field: "complete"},
+			{name: "a delete in a snapshot", method: "POST", path: "/internal/snapshot", body: mustJSON(t, snapshotBody(pgtest.Deleted(2, 2))), headers: bearer, want: 400, field: "changes[0]"},
+		})
+		if diff := cmp.Diff(map[int64]int64{1: 1, 2: 1}, f.live(t)); diff != "" {
+			t.Errorf("live conferences (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestInternalEndpointNeedsTheToken(t *testing.T) {
+	t.Parallel()
+	good := mustJSON(t, changesBody(pgtest.Created(1, 1, "A", 5)))
+	snap := mustJSON(t, snapshotBody(pgtest.Created(1, 1, "A", 5)))
+	refused := func(f fixture, headers ...[]string) []badInput {
+		var cases []badInput
+		for _, route := range []struct{ path, body string }{{"/internal/changes", good}, {"/internal/snapshot", snap}} {
+			for i, h := range headers {
+				cases = append(cases, badInput{name: fmt.Sprintf("credentials %d %v", i, h), method: "POST", path: route.path, body: route.body, headers: h, want: 401})
+			}
+		}
+		return cases
+	}
+
+	t.Run("without or with a wrong token", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		runBadInputs(t, f, refused(f,
+			nil,
+			[]string{"Authorization", "Bearer wrong-token"},
+			[]string{"Authorization", "Bearer " + testToken + "x"},
+			[]string{"Authorization", "Bearer " + testToken[:10]},
+			[]string{"Authorization", "Basic " + testToken},
+			[]string{"Authorization", testToken},
+			[]string{"Authorization", "Bearer"},
+			[]string{"Authorization", "Bearer "},
+		))
+		r := f.doRaw(t, "POST", "/internal/changes", good, "application/json")
+		if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+			t.Errorf("WWW-Authenticate = %q", got)
+		}
+		// 401 comes before anything is read of the request.
+		checkProblem(t, f.doRaw(t, "POST", "/internal/changes", "not json", "text/plain"), 401)
+	})
+	t.Run("off without SYNC_TOKEN", func(t *testing.T) {
+		t.Parallel()
+		f := setupWith(t, server.Options{})
+		runBadInputs(t, f, refused(f,
+			nil,
+			[]string{"Authorization", "Bearer "},
+			[]string{"Authorization", "Bearer " + testToken},
+		))
+		p := checkProblem(t, f.doRaw(t, "POST", "/internal/changes", good, "application/json"), 401)
+		if !strings.Contains(p.Detail, "SYNC_TOKEN") {
+			t.Errorf("detail %q does not say the endpoint is off", p.Detail)
+		}
+	})
+}
+
+func TestInternalWritesRefuseBadInput(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.must(t, 200, "POST", "/internal/changes", changesBody(pgtest.Created(1, 1, "A", 5)), nil, bearer...)
+	valid := func(mod func(m map[string]any)) string {
+		m := changeObject(pgtest.Created(2, 1, "B", 5))
+		mod(m)
+		return mustJSON(t, map[string]any{"changes": []any{changeObject(pgtest.Created(1, 2, "A2", 5)), m}})
+	}
+	data := func(mod func(d map[string]any)) func(m map[string]any) {
+		return func(m map[string]any) {
+			var d map[string]any
+			_ = json.Unmarshal([]byte(mustJSON(t, m["data"])), &d)
+			mod(d)
+			m["data"] = d
+		}
+	}
+	var cases []badInput
+	for _, path := range []string{"/internal/changes", "/internal/snapshot"} {
+		for _, h := range hostileBodies("POST", path, bearer...) {
+			if h.want == 413 {
+				h.want = 400 // within InternalBodyLimit, so refused for its content
+			}
+			cases = append(cases, h)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		body  string
+		field string
+	}{
+		{"unknown top-level field", `{"changes": [], "extra": 1}`, ""},
+		{"changes not a list", `{"changes": {}}`, ""},
+		{"missing event id", valid(func(m map[string]any) { delete(m, "event_id") }), "changes[1]"},
+		{"unknown type", valid(func(m map[string]any) { m["type"] = "conference.renamed" }), "changes[1]"},
+		{"id as a string", valid(func(m map[string]any) { m["conference_id"] = "2" }), ""},
+		{"zero version", valid(func(m map[string]any) { m["version"] = 0 }), "changes[1]"},
+		{"fractional version", valid(func(m map[string]any) { m["version"] = 1.5 }), ""},
+		{"huge version", valid(func(m map[string]any) { m["version"] = 1e30 }), ""},
+		{"bad time", valid(func(m map[string]any) { m["occurred_at"] = "yesterday" }), ""},
+		{"missing time", valid(func(m map[string]any) { delete(m, "occurred_at") }), "changes[1]"},
+		{"update without data", valid(func(m map[string]any) { m["data"] = nil }), "changes[1]"},
+		{"delete with data", valid(func(m map[string]any) { m["type"] = "conference.deleted" }), "changes[1]"},
+		{"data of another conference", valid(data(func(d map[string]any) { d["id"] = 9 })), "changes[1]"},
+		{"unknown data field", valid(data(func(d map[string]any) { d["colour"] = "red" })), ""},
+		{"NUL in name", valid(data(func(d map[string]any) { d["name"] = "B\x00" })), "changes[1]"},
+		{"over-long name", valid(data(func(d map[string]any) { d["name"] = strings.Repeat("n", 10001) })), "changes[1]"},
+		{"negative max_attendees", valid(data(func(d map[string]any) { d["max_attendees"] = -1 })), "changes[1]"},
+		{"max_attendees beyond int32", valid(data(func(d map[string]any) { d["max_attendees"] = 1 << 40 })), "changes[1]"},
+		{"year 0", valid(data(func(d map[string]any) { d["starts"] = "0000-01-01T00:00:00Z" })), "changes[1]"},
+	} {
+		cases = append(cases, badInput{name: tc.name, method: "POST", path: "/internal/changes", body: tc.body, headers: bearer, want: 400, field: tc.field})
+		snap := strings.Replace(tc.body, `{"changes"`, `{"complete": true, "changes"`, 1)
+		cases = append(cases, badInput{name: tc.name, method: "POST", path: "/internal/snapshot", body: snap, headers: bearer, want: 400, field: tc.field})
+	}
+	cases = append(cases,
+		badInput{name: "taken_at not a time", method: "POST", path: "/internal/snapshot", body: `{"complete": true, "taken_at": 5, "changes": []}`, headers: bearer, want: 400},
+		badInput{name: "complete as a string", method: "POST", path: "/internal/snapshot", body: `{"complete": "yes", "changes": []}`, headers: bearer, want: 400},
+	)
+	runBadInputs(t, f, cases)
+	// A snapshot may be far larger than a public request, but not without bound.
+	checkProblem(t, f.doOversized(t, "POST", "/internal/snapshot", server.InternalBodyLimit+1, bearer...), 413)
+}

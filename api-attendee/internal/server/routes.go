@@ -1,0 +1,31 @@
+package server
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"conferencego/api-attendee/internal/postgres"
+)
+
+// routes lists every route of the service. Paths match with and without a trailing slash.
+func routes(app *fiber.App, store *postgres.Store, opts Options, checks []Check) {
+	app.Get("/healthz", health)
+	app.Get("/readyz", ready(checks))
+	app.Get("/metrics", metricsHandler(opts.Registry))
+
+	api := app.Group("/api", limitBody(BodyLimit))
+	api.Get("/conferences", handleListConferences(store))
+	api.Get("/conferences/:id", handleGetConference(store))
+	api.Get("/conferences/:id/attendees", handleListConferenceAttendees(store))
+	api.Post("/conferences/:id/attendees", handleRegisterForConference(store))
+
+	api.Get("/attendees", handleListAttendees(store))
+	api.Post("/attendees", handleRegister(store))
+	api.Get("/attendees/:id", handleGetAttendee(store))
+	api.Put("/attendees/:id", handleUpdateAttendee(store))
+	api.Delete("/attendees/:id", handleDeleteAttendee(store))
+	api.Post("/attendees/:id/badge", handleCreateBadge(store))
+
+	internal := app.Group("/internal", requireToken(opts.SyncToken))
+	internal.Post("/changes", handleApplyChanges(store))
+	internal.Post("/snapshot", handleApplySnapshot(store))
+}
