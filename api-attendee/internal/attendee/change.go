@@ -29,8 +29,10 @@ type Batch struct {
 	// pull mode's reconcile sends): every conference stored as live and absent from Changes is
 	// then tombstoned. A complete batch must not be empty and must hold no deletes.
 	Complete bool
-	// TakenAt is when a complete batch was read at the source; it becomes the occurred_at of
-	// the tombstones it infers. Zero means the time it is applied.
+	// TakenAt is when reading a complete batch at the source began. Conferences changed at the
+	// source after it are not tombstoned for their absence (they may be newer than the
+	// snapshot), and it becomes the occurred_at of the tombstones it infers. Zero means no such
+	// guard, and the time of applying.
 	TakenAt time.Time
 }
 

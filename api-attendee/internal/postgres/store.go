@@ -133,23 +133,30 @@ func upsertChanges(ctx context.Context, tx bun.Tx, changes []changeevent.Event) 
 
 // tombstoneAbsent marks every live conference that a complete batch does not list as deleted,
 // locking the rows in id order like upsertChanges does.
+//
+// With takenAt set, a row whose last change happened at the source after that moment is
+// spared: the snapshot was read before the conference existed (or before that change), so its
+// absence proves nothing. The next snapshot, or the delete event, settles it.
 func tombstoneAbsent(ctx context.Context, tx bun.Tx, present []changeevent.Event, takenAt time.Time) (int, error) {
 	ids := make([]int64, len(present))
 	for i, e := range present {
 		ids[i] = e.ConferenceID
 	}
-	var occurred any = bun.Safe("clock_timestamp()")
+	var (
+		occurred any = bun.Safe("clock_timestamp()")
+		before   any = bun.Safe("'infinity'::timestamptz")
+	)
 	if !takenAt.IsZero() {
-		occurred = takenAt.UTC()
+		occurred, before = takenAt.UTC(), takenAt.UTC()
 	}
 	var gone []int64
 	err := tx.NewRaw(`UPDATE conference_vos SET
     deleted = true, inferred_delete = true, event_id = '', occurred_at = ?, applied_at = clock_timestamp()
 WHERE conference_id IN (
     SELECT conference_id FROM conference_vos
-    WHERE NOT deleted AND NOT (conference_id = ANY (?::bigint[]))
+    WHERE NOT deleted AND NOT (conference_id = ANY (?::bigint[])) AND occurred_at < ?::timestamptz
     ORDER BY conference_id FOR UPDATE)
-RETURNING conference_id`, occurred, pgdialect.Array(ids)).Scan(ctx, &gone)
+RETURNING conference_id`, occurred, pgdialect.Array(ids), before).Scan(ctx, &gone)
 	if err != nil {
 		return 0, err
 	}

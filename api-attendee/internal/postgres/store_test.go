@@ -199,6 +199,23 @@ func TestApplyChangesSnapshot(t *testing.T) {
 			t.Errorf("conference_vos (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("spares conferences changed after the snapshot was taken", func(t *testing.T) {
+		t.Parallel()
+		store := setup(t)
+		takenAt := time.Now().UTC()
+		old, fresh := c(1, 1, "Old", 1), c(2, 1, "Created while the snapshot was read", 1)
+		old.OccurredAt, fresh.OccurredAt = takenAt.Add(-time.Minute), takenAt.Add(time.Second)
+		mustApply(t, store, changes(old, fresh, c(3, 1, "Listed", 1)))
+		res := mustApply(t, store, attendee.Batch{Complete: true, TakenAt: takenAt, Changes: []changeevent.Event{c(3, 1, "Listed", 1)}})
+		if res.Tombstoned != 1 || !state(t, store, 1).Deleted || state(t, store, 2).Deleted {
+			t.Errorf("tombstoned %d; conference 1 deleted %v, conference 2 deleted %v; want only 1",
+				res.Tombstoned, state(t, store, 1).Deleted, state(t, store, 2).Deleted)
+		}
+		vo, err := store.GetConference(context.Background(), 1)
+		if err != nil || !vo.OccurredAt.Equal(takenAt.Truncate(time.Microsecond)) {
+			t.Errorf("inferred tombstone occurred_at %v, want the snapshot's %v (%v)", vo.OccurredAt, takenAt, err)
+		}
+	})
 	t.Run("an empty snapshot is refused and tombstones nothing", func(t *testing.T) {
 		t.Parallel()
 		store := setup(t)

@@ -26,7 +26,7 @@ type fixture struct {
 	group  string
 }
 
-func setup(t *testing.T) fixture {
+func setup(t testing.TB) fixture {
 	t.Helper()
 	rdb := redistest.Client(t)
 	db, _ := pgtest.NewSchema(t)
@@ -60,7 +60,7 @@ func (f fixture) config(name string) Config {
 	}
 }
 
-func mustConsumer(t *testing.T, rdb redis.UniversalClient, store Applier, cfg Config) *Consumer {
+func mustConsumer(t testing.TB, rdb redis.UniversalClient, store Applier, cfg Config) *Consumer {
 	t.Helper()
 	c, err := New(rdb, store, cfg)
 	if err != nil {

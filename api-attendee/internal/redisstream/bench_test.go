@@ -1,0 +1,65 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"conferencego/api-attendee/internal/postgres/pgtest"
+)
+
+// BenchmarkConsumer measures how many entries per second one consumer applies and acks from
+// a pre-filled stream, by batch size. Every entry is a change of one of 1,000 conferences,
+// each newer than the last, so every entry really writes a row.
+//
+//	go test -run '^$' -bench Consumer -benchtime 20000x ./internal/redisstream
+func BenchmarkConsumer(b *testing.B) {
+	for _, size := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			f := setup(b)
+			ctx := context.Background()
+			b.StopTimer()
+			const conferences = 1000
+			pipe := f.rdb.Pipeline()
+			for i := range b.N {
+				id := int64(i%conferences) + 1
+				fields, err := pgtest.Created(id, int64(i/conferences)+1, "Bench", 100).Fields()
+				if err != nil {
+					b.Fatal(err)
+				}
+				values := make([]any, len(fields))
+				for j, v := range fields {
+					values[j] = v
+				}
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: f.stream, Values: values})
+				if pipe.Len() == 1000 || i == b.N-1 {
+					if _, err := pipe.Exec(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			cfg := f.config("bench")
+			cfg.BatchSize = size
+			cfg.ClaimInterval = time.Hour // nothing to reclaim; keep it off the measured path
+			c := mustConsumer(b, f.rdb, f.store, cfg)
+			if err := c.ensureGroup(ctx); err != nil {
+				b.Fatal(err)
+			}
+			c.lastClaim = time.Now()
+
+			b.StartTimer()
+			start := time.Now()
+			for c.Stats().Applied < int64(b.N) {
+				if _, err := c.runOnce(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "entries/s")
+		})
+	}
+}
