@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("starting api-attendee",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
 		"sync_mode", cfg.SyncMode, "redis_url", redactURL(cfg.RedisURL), "sync_stream", cfg.Stream,
-		"sync_group", cfg.Group, "sync_batch_size", cfg.BatchSize, "sync_claim_idle", cfg.ClaimMinIdle,
+		"sync_group", cfg.Group, "sync_batch_size", cfg.BatchSize, "sync_claim_idle", cfg.ClaimMinIdle.String(),
 		"sync_max_deliveries", cfg.MaxDeliveries, "sync_token_set", cfg.SyncToken != "",
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
 	if cfg.SyncToken == "" {
@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		runErr = fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", shutdownTimeout)
+	log.Info("shutting down", "timeout", shutdownTimeout.String())
 	stopConsumer()
 	if runErr == nil {
 		if err := app.ShutdownWithTimeout(shutdownTimeout); err != nil {

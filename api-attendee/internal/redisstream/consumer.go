@@ -134,7 +134,7 @@ func (c *Consumer) register(reg prometheus.Registerer) error {
 // nil. Failures are logged and retried with backoff; Run returns no other error.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.log.InfoContext(ctx, "stream consumer started", "batch_size", c.cfg.BatchSize,
-		"claim_min_idle", c.cfg.ClaimMinIdle, "max_deliveries", c.cfg.MaxDeliveries)
+		"claim_min_idle", c.cfg.ClaimMinIdle.String(), "max_deliveries", c.cfg.MaxDeliveries)
 	for ctx.Err() == nil {
 		if _, err := c.runOnce(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -142,7 +142,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			c.stats.retries.Add(1)
 			wait := c.backoff.next()
-			c.log.WarnContext(ctx, "stream consumer failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
+			c.log.WarnContext(ctx, "stream consumer failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond).String())
 			if !sleep(ctx, wait) {
 				break
 			}
