@@ -282,10 +282,18 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 		if err := tx.NewSelect().Model(&row).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
 			return translate(err)
 		}
-		c := row.domain()
+		before := row.domain()
+		c := before
 		p.Apply(&c)
 		var v conference.ValidationError
 		c.Validate(&v)
+		if err := v.Err(); err == nil && sameConference(before, c) {
+			// Nothing changes: no new version and no event, so re-saving an unchanged form
+			// costs the sync nothing.
+			var err error
+			out, err = getConference(ctx, tx, id)
+			return err
+		}
 		if p.LocationID != nil && *p.LocationID != row.LocationID {
 			if err := checkLocation(ctx, tx, c.LocationID, &v); err != nil {
 				return err
@@ -333,4 +341,10 @@ func (s *Store) DeleteConference(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete conference %d: %w", id, err)
 	}
 	return nil
+}
+
+// sameConference reports whether a and b hold the same writable fields.
+func sameConference(a, b conference.Conference) bool {
+	return a.Name == b.Name && a.Starts.Equal(b.Starts) && a.Ends.Equal(b.Ends) && a.Description == b.Description &&
+		a.MaxPresentations == b.MaxPresentations && a.MaxAttendees == b.MaxAttendees && a.LocationID == b.LocationID
 }

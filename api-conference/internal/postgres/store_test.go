@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/uptrace/bun"
@@ -189,7 +190,7 @@ func TestConcurrentUpdatesGetConsecutiveVersions(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			got, err := b.store.UpdateConference(ctx, c.ID, conference.ConferencePatch{MaxAttendees: ptr(100 + i)})
+			got, err := b.store.UpdateConference(ctx, c.ID, conference.ConferencePatch{MaxAttendees: ptr(1000 + i)})
 			versions[i], errs[i] = got.Version, err
 		})
 	}
@@ -314,5 +315,29 @@ func TestMigrateTwiceAtOnce(t *testing.T) {
 	states, err := postgres.NewStore(db).ListStates(ctx)
 	if err != nil || len(states) != 51 {
 		t.Errorf("after concurrent migrations: %d states, err %v", len(states), err)
+	}
+}
+
+func TestUpdateThatChangesNothingIsNotAChange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	loc := pgtest.MustCreateLocation(t, b.store)
+	c := pgtest.MustCreateConference(t, b.store, loc.ID, "GopherCon")
+	m0 := marker(t, b.store)
+	got, err := b.store.UpdateConference(ctx, c.ID, conference.ConferencePatch{
+		Name: ptr(" GopherCon "), Starts: ptr(c.Starts.In(time.FixedZone("CET", 3600))), MaxAttendees: ptr(c.MaxAttendees),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Errorf("a no-op update changed the conference (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"conference.created v1"}, outbox(t, b.store, c.ID)); diff != "" {
+		t.Errorf("outbox (-want +got):\n%s", diff)
+	}
+	if m := marker(t, b.store); m != m0 {
+		t.Errorf("change marker moved from %d to %d", m0, m)
 	}
 }

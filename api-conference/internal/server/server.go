@@ -47,7 +47,7 @@ func New(log *slog.Logger, store *postgres.Store, opts Options) *fiber.App {
 		IdleTimeout:           2 * time.Minute,
 		DisableStartupMessage: true,
 	})
-	app.Use(observe(newHTTPMetrics(opts.Registry), handleErr))
+	app.Use(observe(log, newHTTPMetrics(opts.Registry), handleErr))
 	app.Use(recover.New())
 	app.Use(cors.New(cors.Config{
 		AllowOrigins:  strings.Join(opts.CORSAllowedOrigins, ","),
@@ -71,7 +71,7 @@ func withTimeout(c *fiber.Ctx) error {
 
 // observe is the outermost middleware: it renders any error as problem+json here, so that the
 // metrics see the status the client sees, then counts the request.
-func observe(m *httpMetrics, handleErr fiber.ErrorHandler) fiber.Handler {
+func observe(log *slog.Logger, m *httpMetrics, handleErr fiber.ErrorHandler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		if err := c.Next(); err != nil {
@@ -83,7 +83,11 @@ func observe(m *httpMetrics, handleErr fiber.ErrorHandler) fiber.Handler {
 		if r := c.Route(); r != nil && r.Path != "/" {
 			route = r.Path
 		}
-		m.observe(c.Method(), route, c.Response().StatusCode(), len(c.Response().Body()), time.Since(start))
+		status, took := c.Response().StatusCode(), time.Since(start)
+		m.observe(c.Method(), route, status, len(c.Response().Body()), took)
+		if log.Enabled(c.UserContext(), slog.LevelDebug) {
+			log.DebugContext(c.UserContext(), "request", "method", c.Method(), "path", c.Path(), "status", status, "took", took)
+		}
 		return nil
 	}
 }
