@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -10,12 +11,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"conferencego/api-attendee/internal/attendee"
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/postgres/pgtest"
 	"conferencego/api-attendee/internal/redisstream/redistest"
 	"conferencego/syncer/changeevent"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 type fixture struct {
@@ -380,5 +384,75 @@ func TestBackoffGrowsToCapWithJitter(t *testing.T) {
 	b.reset()
 	if d := b.next(); d > 10*time.Millisecond {
 		t.Errorf("after reset: %s", d)
+	}
+}
+
+func TestConsumersOfOneGroupShareTheWork(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const n = 300
+	for i := int64(1); i <= n; i++ {
+		xadd(t, f.rdb, f.stream, pgtest.Created(i%50+1, i/50+1, "C", 10))
+	}
+	a := mustConsumer(t, f.rdb, f.store, f.config("a"))
+	b := mustConsumer(t, f.rdb, f.store, f.config("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- a.Run(ctx) }()
+	go func() { done <- b.Run(ctx) }()
+	eventually(t, "all entries applied", func() bool { return a.Stats().Applied+b.Stats().Applied == n },
+		func() any { return []Stats{a.Stats(), b.Stats()} })
+	cancel()
+	<-done
+	<-done
+	if a.Stats().Applied == 0 || b.Stats().Applied == 0 {
+		t.Errorf("one consumer did all the work: %+v, %+v", a.Stats(), b.Stats())
+	}
+	want := map[int64]int64{}
+	for i := int64(1); i <= n; i++ {
+		want[i%50+1] = max(want[i%50+1], i/50+1)
+	}
+	got := map[int64]int64{}
+	for id := range want {
+		got[id] = version(t, f.store, id)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("versions (-want +got):\n%s", diff)
+	}
+	if n := pendingCount(t, f.rdb, f.stream, f.group); n != 0 {
+		t.Errorf("%d entries pending", n)
+	}
+}
+
+// While the database is down the consumer must not reclaim, or every pending entry would run
+// out of deliveries and be dead-lettered although nothing is wrong with it.
+func TestDatabaseOutageDoesNotDeadLetter(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	xadd(t, f.rdb, f.stream, pgtest.Created(1, 1, "A", 10), pgtest.Created(2, 1, "B", 10))
+
+	// Nothing listens on port 1: every query fails to connect.
+	sqldb, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := bun.NewDB(sqldb, pgdialect.New())
+	t.Cleanup(func() { down.Close() })
+	cfg := f.config("same-name")
+	cfg.MaxDeliveries = 2
+	cfg.ClaimMinIdle, cfg.ClaimInterval = time.Millisecond, time.Millisecond
+	c := mustConsumer(t, f.rdb, postgres.NewStore(down), cfg)
+	for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+		_, _ = c.runOnce(context.Background())
+	}
+	if s := c.Stats(); s.DeadLettered != 0 || s.Read != 2 {
+		t.Fatalf("stats during the outage %+v: want the entries read once and nothing dead-lettered", s)
+	}
+
+	// The database is back (a consumer with a working store takes over the pending entries).
+	c2 := mustConsumer(t, f.rdb, f.store, cfg)
+	runUntil(t, c2, func() bool { return c2.Stats().Applied == 2 })
+	if s := c2.Stats(); s.DeadLettered != 0 {
+		t.Errorf("dead-lettered %d entries after the outage", s.DeadLettered)
 	}
 }
