@@ -157,14 +157,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 // runOnce does one round: make sure the group exists, reclaim idle entries when due or else
 // read new ones, and handle what it got. It returns how many entries it handled.
 //
-// Reading stops as soon as ctx is cancelled, but entries once received are applied and acked
-// under a context of their own, so a shutdown never leaves a batch half done.
+// Once ctx is cancelled no new round starts. A read already in flight is not cut off — Redis
+// may have handed entries to this consumer — but ends within Block; whatever it returned is
+// applied and acked under a context of its own, so a shutdown never leaves a batch half done.
 func (c *Consumer) runOnce(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, nil
 	}
-	// The read must not be cut off by ctx either: Redis may already have handed entries to
-	// this consumer. It is bounded by the block time instead.
+	// Bounded by the block time (plus slack for a slow network), not by ctx: see above.
 	readCtx, cancelRead := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Block+10*time.Second)
 	defer cancelRead()
 	if c.dbSuspect {
