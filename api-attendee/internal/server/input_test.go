@@ -39,7 +39,9 @@ func hostileBodies(method, path string, headers ...string) []badInput {
 	for i := range cases {
 		cases[i].method, cases[i].path, cases[i].headers = method, path, headers
 	}
-	return cases
+	gzipped := badInput{name: "gzip-encoded", method: method, path: path, body: "\x1f\x8b\x08\x00\x00\x00\x00\x00", want: 415}
+	gzipped.headers = append([]string{"Content-Encoding", "gzip"}, headers...)
+	return append(cases, gzipped)
 }
 
 func runBadInputs(t *testing.T, f fixture, cases []badInput) {
