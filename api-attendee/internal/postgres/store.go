@@ -165,8 +165,18 @@ RETURNING conference_id`, occurred, pgdialect.Array(ids), before).Scan(ctx, &gon
 
 // ListConferences returns the live conferences, by id.
 func (s *Store) ListConferences(ctx context.Context) ([]attendee.Conference, error) {
+	return s.listConferences(ctx, "NOT deleted")
+}
+
+// ListConferenceCopies returns every row of conference_vos, tombstones included, by id: what
+// the syncer and the comparison check against the source.
+func (s *Store) ListConferenceCopies(ctx context.Context) ([]attendee.Conference, error) {
+	return s.listConferences(ctx, "TRUE")
+}
+
+func (s *Store) listConferences(ctx context.Context, where string) ([]attendee.Conference, error) {
 	var rows []conferenceRow
-	if err := s.db.NewSelect().Model(&rows).Where("NOT deleted").Order("conference_id").Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&rows).Where(where).Order("conference_id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list conferences: %w", translate(err))
 	}
 	out := make([]attendee.Conference, len(rows))

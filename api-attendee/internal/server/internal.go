@@ -112,6 +112,46 @@ func respond(c *fiber.Ctx, res attendee.ApplyResult) error {
 	return c.JSON(applyResponse{Changes: res.Changes, Applied: res.Applied, Tombstoned: res.Tombstoned})
 }
 
+// conferenceCopy is a row of conference_vos as the internal endpoint shows it, tombstones
+// included. Starts and ends are null on a tombstone of a conference never seen alive.
+type conferenceCopy struct {
+	ID           int64      `json:"id"`
+	ImportHref   string     `json:"import_href"`
+	Name         string     `json:"name"`
+	Starts       *time.Time `json:"starts"`
+	Ends         *time.Time `json:"ends"`
+	MaxAttendees int        `json:"max_attendees"`
+	Version      int64      `json:"version"`
+	Deleted      bool       `json:"deleted"`
+	OccurredAt   time.Time  `json:"occurred_at"`
+	AppliedAt    time.Time  `json:"applied_at"`
+}
+
+// handleListCopies lists every row of conference_vos, so the syncer and the comparison can
+// check the copy against the source: versions, tombstones and propagation lag.
+func handleListCopies(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		confs, err := store.ListConferenceCopies(c.UserContext())
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Conferences []conferenceCopy `json:"conferences"`
+		}{Conferences: make([]conferenceCopy, len(confs))}
+		for i, cf := range confs {
+			cp := conferenceCopy{
+				ID: cf.ID, ImportHref: cf.ImportHref, Name: cf.Name, MaxAttendees: cf.MaxAttendees,
+				Version: cf.Version, Deleted: cf.Deleted, OccurredAt: cf.OccurredAt, AppliedAt: cf.AppliedAt,
+			}
+			if !cf.Starts.IsZero() {
+				cp.Starts, cp.Ends = &cf.Starts, &cf.Ends
+			}
+			out.Conferences[i] = cp
+		}
+		return c.JSON(out)
+	}
+}
+
 // handleApplyChanges applies a batch of changes, all or nothing.
 func handleApplyChanges(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {

@@ -242,3 +242,43 @@ func TestInternalWritesRefuseBadInput(t *testing.T) {
 	// A snapshot may be far larger than a public request, but not without bound.
 	checkProblem(t, f.doOversized(t, "POST", "/internal/snapshot", server.InternalBodyLimit+1, bearer...), 413)
 }
+
+func TestInternalConferencesShowsTombstonesAndLag(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	c, d := pgtest.Created, pgtest.Deleted
+	f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5), c(2, 1, "B", 5), d(3, 2)), nil, bearer...)
+	f.must(t, 200, "POST", "/internal/changes", changesBody(d(2, 2)), nil, bearer...)
+	checkProblem(t, f.do(t, "GET", "/internal/conferences/", nil), 401)
+
+	var got struct {
+		Conferences []struct {
+			ID         int64      `json:"id"`
+			Name       string     `json:"name"`
+			Starts     *time.Time `json:"starts"`
+			Version    int64      `json:"version"`
+			Deleted    bool       `json:"deleted"`
+			OccurredAt time.Time  `json:"occurred_at"`
+			AppliedAt  time.Time  `json:"applied_at"`
+		} `json:"conferences"`
+	}
+	f.must(t, 200, "GET", "/internal/conferences/", nil, &got, bearer...)
+	type row struct {
+		ID          int64
+		Name        string
+		Version     int64
+		Deleted     bool
+		StartsKnown bool
+	}
+	var rows []row
+	for _, cf := range got.Conferences {
+		rows = append(rows, row{cf.ID, cf.Name, cf.Version, cf.Deleted, cf.Starts != nil})
+		if cf.OccurredAt.IsZero() || cf.AppliedAt.Before(cf.OccurredAt.Add(-time.Minute)) {
+			t.Errorf("conference %d: occurred_at %v, applied_at %v", cf.ID, cf.OccurredAt, cf.AppliedAt)
+		}
+	}
+	want := []row{{1, "A", 1, false, true}, {2, "B", 2, true, true}, {3, "", 2, true, false}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("copies (-want +got):\n%s", diff)
+	}
+}

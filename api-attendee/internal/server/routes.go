@@ -26,6 +26,7 @@ func routes(app *fiber.App, store *postgres.Store, opts Options, checks []Check)
 	api.Post("/attendees/:id/badge", handleCreateBadge(store))
 
 	internal := app.Group("/internal", requireToken(opts.SyncToken))
+	internal.Get("/conferences", handleListCopies(store))
 	internal.Post("/changes", handleApplyChanges(store))
 	internal.Post("/snapshot", handleApplySnapshot(store))
 }
