@@ -105,10 +105,15 @@ func StartServer(tb testing.TB) *Server {
 // URL is the server's URL.
 func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
-// Client returns a client of the server, closed when tb ends.
+// Client returns a client of the server, closed when tb ends. It fails fast while the server
+// is down — no retries or dial retries inside go-redis — so that what a test sees of an
+// outage is the caller's own retry loop, not the client's.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
+	rdb := redis.NewClient(&redis.Options{
+		Addr: s.Addr, MaxRetries: -1, DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
+		DialTimeout: time.Second,
+	})
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
 }
