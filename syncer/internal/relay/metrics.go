@@ -1,0 +1,35 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	published, deadLettered, batches, errors prometheus.Counter
+	listenerReconnects, epochsStarted        prometheus.Counter
+	reconciles, reconcileErrors              prometheus.Counter
+	lag                                      prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, stream string) *metrics {
+	labels := prometheus.Labels{"stream": stream}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels})
+		reg.MustRegister(c)
+		return c
+	}
+	m := &metrics{
+		published:          counter("relay_events_published_total", "Outbox events written to the stream."),
+		deadLettered:       counter("relay_events_dead_lettered_total", "Outbox rows the contract refused, parked in the dead-letter stream."),
+		batches:            counter("relay_batches_total", "Outbox batches published."),
+		errors:             counter("relay_errors_total", "Publishing rounds that failed and were retried after a backoff."),
+		listenerReconnects: counter("relay_listener_reconnects_total", "Times the LISTEN connection was (re)opened after a failure."),
+		epochsStarted:      counter("relay_epochs_started_total", "Times Redis was found without the epoch marker (new, restarted empty or flushed)."),
+		reconciles:         counter("relay_reconciles_total", "Full reconciles that succeeded."),
+		reconcileErrors:    counter("relay_reconcile_errors_total", "Full reconciles that failed and were retried."),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relay_publish_lag_seconds", Help: "Age of the oldest event of each batch when Redis accepted it.",
+			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.lag)
+	return m
+}

@@ -1,0 +1,371 @@
+// Package relay is push mode's half of the syncer: it moves api-conference's transactional
+// outbox into a Redis stream, and notices when Redis has lost what it was given.
+//
+// A batch of outbox rows is claimed with FOR UPDATE SKIP LOCKED, written to the stream with
+// pipelined XADDs, and deleted in the same transaction only after Redis accepted every entry.
+// Rows are never skipped, whatever order their transactions commit in, because nothing tracks
+// a position: whatever is still in the table is still to be published. A crash between XADD and
+// commit publishes a batch twice, which consumers absorb through the version guard.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"conferencego/syncer/changeevent"
+	"conferencego/syncer/internal/backoff"
+)
+
+// Config holds the relay's settings. Zero values take the defaults of setDefaults.
+type Config struct {
+	// Stream is the Redis stream events go to; dead letters go to Stream + ".dlq".
+	Stream string
+	// MaxLen caps the stream approximately (XADD MAXLEN ~). Entries beyond it are trimmed
+	// even if unread, so it must be far above any backlog a consumer can build up.
+	MaxLen int64
+	// BatchSize is how many outbox rows one transaction claims and publishes.
+	BatchSize int
+	// Sweep is how often the outbox is read when no notification arrives: the fallback for a
+	// notification lost while the listener was reconnecting.
+	Sweep time.Duration
+	// EpochCheck is how often the relay checks that Redis still holds its epoch marker.
+	EpochCheck time.Duration
+	// Reconcile, if set, brings api-attendee level with the source through a full snapshot.
+	// It runs at start, whenever Redis is found to have lost its data, and every
+	// ReconcileInterval if that is positive. Nil turns self-healing off.
+	Reconcile         func(ctx context.Context) error
+	ReconcileInterval time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Stream == "" {
+		c.Stream = changeevent.DefaultStream
+	}
+	if c.MaxLen == 0 {
+		c.MaxLen = 1_000_000
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.Sweep == 0 {
+		c.Sweep = 5 * time.Second
+	}
+	if c.EpochCheck == 0 {
+		c.EpochCheck = time.Second
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxLen < 1000 {
+		errs = append(errs, fmt.Errorf("stream max length %d is below 1000", c.MaxLen))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("batch size %d is not within 1…10000", c.BatchSize))
+	}
+	if c.Sweep < 10*time.Millisecond || c.EpochCheck < 10*time.Millisecond {
+		errs = append(errs, errors.New("sweep and epoch check intervals must be at least 10ms"))
+	}
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, errors.New("reconcile interval is negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// EpochKey is the Redis key whose absence says that Redis lost its data.
+func EpochKey(stream string) string { return stream + ".epoch" }
+
+// Relay publishes the outbox.
+type Relay struct {
+	cfg       Config
+	log       *slog.Logger
+	pool      *pgxpool.Pool
+	listenCfg *pgx.ConnConfig
+	rdb       *redis.Client
+	m         *metrics
+	wake      chan struct{}
+	reconcile chan struct{}
+}
+
+// New returns a relay over the conference database (pool, whose search_path reaches the
+// outbox; listenCfg opens the LISTEN connection) and Redis.
+func New(log *slog.Logger, pool *pgxpool.Pool, listenCfg *pgx.ConnConfig, rdb *redis.Client, cfg Config, reg prometheus.Registerer) (*Relay, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Relay{
+		cfg: cfg, log: log, pool: pool, listenCfg: listenCfg, rdb: rdb, m: newMetrics(reg, cfg.Stream),
+		wake: make(chan struct{}, 1), reconcile: make(chan struct{}, 1),
+	}, nil
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx ends. It returns nil on cancellation.
+func (r *Relay) Run(ctx context.Context) error {
+	go r.listen(ctx)
+	go r.watchEpoch(ctx)
+	if r.cfg.Reconcile != nil {
+		go r.reconcileLoop(ctx)
+	}
+	sweep := time.NewTicker(r.cfg.Sweep)
+	defer sweep.Stop()
+	bo := backoff.New(100*time.Millisecond, 10*time.Second)
+	for {
+		n, err := r.runOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			r.m.errors.Inc()
+			r.log.Warn("publishing the outbox failed; retrying", "err", err)
+			if !bo.Wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		bo.Reset()
+		if n == r.cfg.BatchSize {
+			continue // there may be more
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-sweep.C:
+		}
+	}
+}
+
+type outboxRow struct {
+	id           int64
+	eventID      string
+	conferenceID int64
+	typ          string
+	version      int64
+	payload      []byte
+	occurredAt   time.Time
+}
+
+func (o outboxRow) event() (changeevent.Event, error) {
+	typ, err := changeevent.ParseType(o.typ)
+	if err != nil {
+		return changeevent.Event{}, err
+	}
+	e := changeevent.Event{ID: o.eventID, Type: typ, ConferenceID: o.conferenceID, Version: o.version, OccurredAt: o.occurredAt.UTC()}
+	if len(o.payload) > 0 {
+		if e.Data, err = changeevent.ParseData(o.payload); err != nil {
+			return changeevent.Event{}, err
+		}
+	}
+	return e, e.Validate()
+}
+
+// runOnce claims up to BatchSize outbox rows, publishes them and deletes them, and returns how
+// many it handled.
+func (r *Relay) runOnce(ctx context.Context) (int, error) {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
+	rows, err := tx.Query(ctx, `SELECT id, event_id::text, conference_id, type, version, payload, occurred_at
+		FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("claim outbox rows: %w", err)
+	}
+	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		err := row.Scan(&o.id, &o.eventID, &o.conferenceID, &o.typ, &o.version, &o.payload, &o.occurredAt)
+		return o, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read outbox rows: %w", err)
+	}
+	if len(claimed) == 0 {
+		return 0, nil
+	}
+
+	pipe := r.rdb.Pipeline()
+	ids := make([]int64, len(claimed))
+	var oldest time.Time
+	dead := 0
+	for i, o := range claimed {
+		ids[i] = o.id
+		e, err := o.event()
+		var fields []string
+		if err == nil {
+			fields, err = e.Fields()
+		}
+		if err != nil {
+			// A row the contract refuses would block the outbox forever if retried; park it
+			// where a person can see it, with the reason.
+			dead++
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream + changeevent.DeadLetterSuffix, MaxLen: 100_000, Approx: true, Values: []string{
+				"dlq_reason", err.Error(), "dlq_source", "outbox", "outbox_id", strconv.FormatInt(o.id, 10),
+				changeevent.FieldEventID, o.eventID, changeevent.FieldType, o.typ,
+				changeevent.FieldConferenceID, strconv.FormatInt(o.conferenceID, 10),
+				changeevent.FieldVersion, strconv.FormatInt(o.version, 10), changeevent.FieldData, string(o.payload),
+			}})
+			continue
+		}
+		if oldest.IsZero() || e.OccurredAt.Before(oldest) {
+			oldest = e.OccurredAt
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream, MaxLen: r.cfg.MaxLen, Approx: true, Values: fields})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
+		return 0, fmt.Errorf("remove published outbox rows: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit published batch: %w", err)
+	}
+	published := len(claimed) - dead
+	r.m.published.Add(float64(published))
+	r.m.deadLettered.Add(float64(dead))
+	r.m.batches.Inc()
+	if !oldest.IsZero() {
+		r.m.lag.Observe(time.Since(oldest).Seconds())
+	}
+	if dead > 0 {
+		r.log.Error("outbox rows the contract refuses were dead-lettered", "count", dead, "stream", r.cfg.Stream+changeevent.DeadLetterSuffix)
+	}
+	r.log.Debug("published outbox batch", "events", published, "stream", r.cfg.Stream)
+	return len(claimed), nil
+}
+
+// listen keeps a LISTEN connection open and wakes the publisher on every notification. Each
+// (re)connect wakes it too, to catch up on whatever was committed while nobody listened.
+func (r *Relay) listen(ctx context.Context) {
+	bo := backoff.New(100*time.Millisecond, 10*time.Second)
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, r.listenCfg)
+		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{changeevent.NotifyChannel}.Sanitize())
+		}
+		if err != nil {
+			if conn != nil {
+				conn.Close(context.WithoutCancel(ctx))
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.m.listenerReconnects.Inc()
+			r.log.Warn("cannot listen for outbox notifications; the sweep covers meanwhile", "err", err)
+			bo.Wait(ctx)
+			continue
+		}
+		bo.Reset()
+		signal(r.wake)
+		for {
+			if _, err = conn.WaitForNotification(ctx); err != nil {
+				break
+			}
+			signal(r.wake)
+		}
+		conn.Close(context.WithoutCancel(ctx))
+		if ctx.Err() == nil {
+			r.m.listenerReconnects.Inc()
+			r.log.Warn("outbox listener lost its connection; reconnecting", "err", err)
+			bo.Wait(ctx)
+		}
+	}
+}
+
+// watchEpoch checks that Redis still holds the epoch marker. Redis without it has been
+// restarted without persistence or flushed: events it held but nobody had applied are gone,
+// so a reconcile must make up for them.
+func (r *Relay) watchEpoch(ctx context.Context) {
+	key := EpochKey(r.cfg.Stream)
+	tick := time.NewTicker(r.cfg.EpochCheck)
+	defer tick.Stop()
+	// The first look always reconciles: this process may be replacing one that died after
+	// noticing a loss and before repairing it.
+	first := r.cfg.Reconcile != nil
+	for {
+		set, err := r.rdb.SetNX(ctx, key, strconv.FormatInt(time.Now().UnixNano(), 10)+"-"+strconv.FormatUint(rand.Uint64(), 36), 0).Result()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.log.Debug("cannot check the epoch marker", "err", err)
+		case set:
+			// Set now: Redis is new, or lost its data. Both want a reconcile.
+			first = false
+			r.m.epochsStarted.Inc()
+			r.log.Warn("Redis holds no epoch marker: it lost its data or is new; reconciling", "key", key)
+			if r.cfg.Reconcile == nil {
+				r.log.Error("reconcile is off (no SYNC_TOKEN): events Redis lost are not recovered")
+			} else {
+				signal(r.reconcile)
+			}
+		case first:
+			first = false
+			signal(r.reconcile)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// reconcileLoop runs Config.Reconcile when asked and every ReconcileInterval, retrying a
+// failure with backoff until it succeeds. It runs apart from publishing, so a slow or absent
+// api-attendee never holds up the stream.
+func (r *Relay) reconcileLoop(ctx context.Context) {
+	var tick <-chan time.Time
+	if r.cfg.ReconcileInterval > 0 {
+		t := time.NewTicker(r.cfg.ReconcileInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	bo := backoff.New(200*time.Millisecond, 15*time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.reconcile:
+		case <-tick:
+		}
+		for {
+			start := time.Now()
+			err := r.cfg.Reconcile(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				r.m.reconciles.Inc()
+				r.log.Info("reconciled api-attendee with the source", "took", time.Since(start).String())
+				bo.Reset()
+				break
+			}
+			r.m.reconcileErrors.Inc()
+			r.log.Warn("reconcile failed; retrying", "err", err)
+			if !bo.Wait(ctx) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,284 @@
+// Command syncer keeps api-attendee's ConferenceVO table in step with api-conference, in the
+// mode SYNC_MODE names: push relays the conference outbox into a Redis stream that api-attendee
+// consumes; pull polls the conference API and hands changes to api-attendee.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"conferencego/syncer/internal/poller"
+	"conferencego/syncer/internal/relay"
+)
+
+// conferenceSchema is where api-conference keeps its outbox.
+const conferenceSchema = "conference"
+
+const (
+	connectTimeout  = 15 * time.Second
+	shutdownTimeout = 10 * time.Second
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "syncer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 1 {
+		return fmt.Errorf("takes no arguments (got %q); it is configured by environment variables", args[1:])
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := loadConfig(getenv, isTerminal(stdout))
+	if err != nil {
+		return err
+	}
+	log := newLogger(stdout, cfg)
+	tokenState := "unset"
+	if cfg.Token != "" {
+		tokenState = "set"
+	}
+	log.Info("starting syncer", "mode", cfg.Mode, "http_addr", cfg.HTTPAddr,
+		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "stream", cfg.Stream,
+		"stream_maxlen", cfg.StreamMaxLen, "poll_interval", cfg.PollInterval.String(),
+		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", cfg.ConferenceURL,
+		"attendee_url", cfg.AttendeeURL, "sync_token", tokenState, "log_level", cfg.LogLevel.String())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	var (
+		loop  func(context.Context) error
+		ready func(context.Context) error
+	)
+	switch cfg.Mode {
+	case modePush:
+		pool, listenCfg, err := connectPostgres(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		rdb, err := connectRedis(ctx, cfg.RedisURL)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		rcfg := relay.Config{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen, ReconcileInterval: cfg.ReconcileInterval}
+		if cfg.Token != "" {
+			p, err := poller.New(log.With("component", "reconcile"), poller.Config{
+				ConferenceURL: cfg.ConferenceURL, AttendeeURL: cfg.AttendeeURL, Token: cfg.Token, Client: client,
+			}, reg)
+			if err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+			rcfg.Reconcile = p.Reconcile
+		} else {
+			log.Warn("SYNC_TOKEN is unset: no reconcile, so events lost by Redis (restart without persistence, flush) are not recovered")
+		}
+		r, err := relay.New(log.With("component", "relay"), pool, listenCfg, rdb, rcfg, reg)
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		loop = r.Run
+		ready = func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+			return nil
+		}
+	case modePull:
+		for name, base := range map[string]string{"CONFERENCE_URL": cfg.ConferenceURL, "ATTENDEE_URL": cfg.AttendeeURL} {
+			if err := waitHealthy(ctx, client, base); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		p, err := poller.New(log.With("component", "poller"), poller.Config{
+			ConferenceURL: cfg.ConferenceURL, AttendeeURL: cfg.AttendeeURL, Token: cfg.Token,
+			Interval: cfg.PollInterval, Client: client,
+		}, reg)
+		if err != nil {
+			return fmt.Errorf("poller: %w", err)
+		}
+		loop = p.Run
+		ready = func(ctx context.Context) error {
+			for name, base := range map[string]string{"api-conference": cfg.ConferenceURL, "api-attendee": cfg.AttendeeURL} {
+				if err := healthy(ctx, client, base); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			}
+			return nil
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{Handler: routes(reg, ready), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- loop(loopCtx) }()
+	log.Info("syncer is running", "mode", cfg.Mode, "addr", ln.Addr().String())
+
+	var result error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		result = fmt.Errorf("serve http: %w", err)
+	case err := <-loopDone:
+		result = fmt.Errorf("%s loop stopped: %w", cfg.Mode, err)
+		loopDone <- nil
+	}
+	log.Info("shutting down")
+	stopLoop()
+	select {
+	case <-loopDone:
+	case <-time.After(shutdownTimeout):
+		log.Warn("the sync loop did not stop in time")
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && result == nil {
+		result = fmt.Errorf("shut down http server: %w", err)
+	}
+	log.Info("stopped")
+	return result
+}
+
+func routes(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// connectPostgres opens the pool the relay claims outbox rows with, retrying while the
+// database starts, and returns the connection settings for its LISTEN connection too.
+func connectPostgres(ctx context.Context, dsn string) (*pgxpool.Pool, *pgx.ConnConfig, error) {
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pcfg.ConnConfig.RuntimeParams["search_path"] = conferenceSchema
+	pcfg.MaxConns = 4
+	err = retry(ctx, func(ctx context.Context) error {
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return pool.Ping(ctx)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	return pool, pcfg.ConnConfig.Copy(), nil
+}
+
+func connectRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	if err := retry(ctx, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return rdb, nil
+}
+
+// retry calls fn until it succeeds, the server says no for good, or connectTimeout passes.
+func retry(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code != "57P03" {
+			return err // the server answered and refused (no such database, bad password)
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				return fmt.Errorf("not reachable within %s: %w", connectTimeout, err)
+			}
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func healthy(ctx context.Context, client *http.Client, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/healthz: status %d", base, resp.StatusCode)
+	}
+	return nil
+}
+
+func waitHealthy(ctx context.Context, client *http.Client, base string) error {
+	return retry(ctx, func(ctx context.Context) error { return healthy(ctx, client, base) })
+}
