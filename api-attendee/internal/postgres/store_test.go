@@ -414,3 +414,52 @@ func TestUpdateAttendeeToTakenEmailConflicts(t *testing.T) {
 		t.Errorf("err = %v, want ErrConflict", err)
 	}
 }
+
+// A batch larger than one INSERT statement's chunk is still one transaction.
+func TestApplyChangesLargeBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := pgtest.NewSchema(t)
+	store := postgres.NewStore(db)
+	const n = 1234
+	batch := func(version int64, name func(id int64) string) []changeevent.Event {
+		var events []changeevent.Event
+		for id := int64(1); id <= n; id++ {
+			events = append(events, pgtest.Created(id, version, name(id), 1))
+		}
+		return events
+	}
+	res := mustApply(t, store, changes(append(batch(2, func(int64) string { return "V2" }), batch(1, func(int64) string { return "V1" })...)...))
+	if res.Changes != n || res.Applied != n {
+		t.Errorf("result %+v, want %d changes applied", res, n)
+	}
+
+	// A failure in the database in the last chunk undoes the chunks before it.
+	if _, err := db.ExecContext(ctx, `CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.name = 'Boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER refuse_boom BEFORE UPDATE ON conference_vos FOR EACH ROW EXECUTE FUNCTION refuse_boom()`); err != nil {
+		t.Fatal(err)
+	}
+	v3 := batch(3, func(id int64) string {
+		if id == n {
+			return "Boom"
+		}
+		return "V3"
+	})
+	if _, err := store.ApplyChanges(ctx, changes(v3...)); err == nil {
+		t.Fatal("a batch failing in its last chunk was applied")
+	}
+	if got := state(t, store, 1); got.Version != 2 {
+		t.Errorf("conference 1 at version %d after a failed batch, want 2: the first chunk was kept", got.Version)
+	}
+
+	// A snapshot of all but the last conference, as large.
+	res = mustApply(t, store, attendee.Batch{Complete: true, Changes: v3[:n-1]})
+	if res.Applied != n-1 || res.Tombstoned != 1 || !state(t, store, n).Deleted || state(t, store, n-1).Deleted {
+		t.Errorf("snapshot result %+v: want %d applied and only conference %d tombstoned", res, n-1, n)
+	}
+	live, err := store.ListConferences(ctx)
+	if err != nil || len(live) != n-1 {
+		t.Errorf("%d live conferences (%v), want %d", len(live), err, n-1)
+	}
+}
