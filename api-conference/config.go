@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,6 +21,8 @@ type config struct {
 	CORSAllowedOrigins []string
 	LogLevel           slog.Level
 	LogFormat          string
+	// OutboxRetention is how old an outbox row may grow before it is pruned (0: never).
+	OutboxRetention time.Duration
 }
 
 const (
@@ -63,6 +66,14 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 			continue
 		}
 		cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, origin)
+	}
+	retention := get("OUTBOX_RETENTION", "24h")
+	if retention == "off" || retention == "0" {
+		cfg.OutboxRetention = 0
+	} else if d, err := time.ParseDuration(retention); err != nil || d < time.Minute {
+		problems = append(problems, fmt.Sprintf("OUTBOX_RETENTION=%q: want a duration of at least 1m (like 24h), or off", retention))
+	} else {
+		cfg.OutboxRetention = d
 	}
 	level := get("LOG_LEVEL", "info")
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {

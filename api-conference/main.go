@@ -25,6 +25,9 @@ import (
 // shutdownTimeout bounds how long in-flight requests may take to finish on SIGTERM.
 const shutdownTimeout = 10 * time.Second
 
+// pruneInterval is how often old outbox rows are looked for.
+const pruneInterval = time.Minute
+
 // connectTimeout bounds how long start-up waits for the database before giving up.
 const connectTimeout = 15 * time.Second
 
@@ -49,7 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log := newLogger(stdout, cfg)
 	log.Info("starting api-conference",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
-		"cors_allowed_origins", cfg.CORSAllowedOrigins, "log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
+		"cors_allowed_origins", cfg.CORSAllowedOrigins, "outbox_retention", cfg.OutboxRetention.String(),
+		"log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
 
 	db, err := connect(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -70,6 +74,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Registry:           reg,
 	})
+
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	defer stopPruning()
+	if cfg.OutboxRetention > 0 {
+		go postgres.Pruner{
+			Store: postgres.NewStore(db), Log: log, Retention: cfg.OutboxRetention, Interval: pruneInterval,
+		}.Run(pruneCtx)
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -341,3 +341,28 @@ func TestUpdateThatChangesNothingIsNotAChange(t *testing.T) {
 		t.Errorf("change marker moved from %d to %d", m0, m)
 	}
 }
+
+func TestPruneOutboxRemovesOnlyOldRows(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	loc := pgtest.MustCreateLocation(t, b.store)
+	old := pgtest.MustCreateConference(t, b.store, loc.ID, "Old")
+	if _, err := b.db.ExecContext(ctx, "UPDATE outbox SET occurred_at = now() - interval '2 hours'"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := pgtest.MustCreateConference(t, b.store, loc.ID, "Fresh")
+	n, err := b.store.PruneOutbox(ctx, time.Hour, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("pruned %d rows, want 1", n)
+	}
+	if got := outbox(t, b.store, old.ID); len(got) != 0 {
+		t.Errorf("old row kept: %v", got)
+	}
+	if got := outbox(t, b.store, fresh.ID); len(got) != 1 {
+		t.Errorf("fresh row pruned: %v", got)
+	}
+}
