@@ -188,8 +188,13 @@ func TestRunPushModeConsumes(t *testing.T) {
 		t.Errorf("list: %s (%v)", body, err)
 	}
 	_, metrics := get(t, s.base+"/metrics")
-	if !strings.Contains(metrics, "attendee_consumer_entries_applied_total") {
-		t.Errorf("metrics lack the consumer's counters")
+	for _, want := range []string{
+		fmt.Sprintf(`attendee_consumer_entries_applied_total{group=%q,stream=%q} 1`, group, stream),
+		fmt.Sprintf(`attendee_consumer_lag_seconds_count{group=%q,stream=%q} 1`, group, stream),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	if code, body := get(t, s.base+"/readyz"); code != 200 {
 		t.Errorf("readyz: %d %s", code, body)

@@ -44,6 +44,9 @@ type ApplyResult struct {
 	Applied int
 	// Tombstoned is how many live conferences a complete batch found absent and tombstoned.
 	Tombstoned int
+	// Lags holds, for each applied change, applied_at - occurred_at: how long the change took
+	// from the source to this copy.
+	Lags []time.Duration
 }
 
 // Normalize validates b and returns its changes with at most one per conference, the newest,

@@ -61,13 +61,14 @@ func (s *Store) ApplyChanges(ctx context.Context, b attendee.Batch) (attendee.Ap
 		return res, nil
 	}
 	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		res.Applied, res.Tombstoned = 0, 0
+		res.Applied, res.Tombstoned, res.Lags = 0, 0, nil
 		for start := 0; start < len(changes); start += applyChunk {
-			n, err := upsertChanges(ctx, tx, changes[start:min(start+applyChunk, len(changes))])
+			lags, err := upsertChanges(ctx, tx, changes[start:min(start+applyChunk, len(changes))])
 			if err != nil {
 				return err
 			}
-			res.Applied += n
+			res.Applied += len(lags)
+			res.Lags = append(res.Lags, lags...)
 		}
 		if !b.Complete {
 			return nil
@@ -101,11 +102,11 @@ ON CONFLICT (conference_id) DO UPDATE SET
     applied_at      = clock_timestamp()
 WHERE v.version < EXCLUDED.version
    OR (v.version = EXCLUDED.version AND v.inferred_delete AND NOT EXCLUDED.deleted)
-RETURNING conference_id`
+RETURNING conference_id, extract(epoch FROM applied_at - occurred_at)::float8 AS lag_seconds`
 
 // upsertChanges writes changes, sorted by conference id so that concurrent batches lock rows
-// in the same order, and returns how many rows changed.
-func upsertChanges(ctx context.Context, tx bun.Tx, changes []changeevent.Event) (int, error) {
+// in the same order, and returns the propagation lag of each row it changed.
+func upsertChanges(ctx context.Context, tx bun.Tx, changes []changeevent.Event) ([]time.Duration, error) {
 	var values strings.Builder
 	args := make([]any, 0, len(changes)*10)
 	for i, e := range changes {
@@ -124,11 +125,18 @@ func upsertChanges(ctx context.Context, tx bun.Tx, changes []changeevent.Event) 
 		args = append(args, e.ConferenceID, attendee.ImportHref(e), name, starts, ends, maxAttendees,
 			e.Version, e.Type == changeevent.Deleted, e.ID, e.OccurredAt.UTC())
 	}
-	var ids []int64
-	if err := tx.NewRaw(fmt.Sprintf(upsertSQL, values.String()), args...).Scan(ctx, &ids); err != nil {
-		return 0, err
+	var rows []struct {
+		ConferenceID int64   `bun:"conference_id"`
+		LagSeconds   float64 `bun:"lag_seconds"`
 	}
-	return len(ids), nil
+	if err := tx.NewRaw(fmt.Sprintf(upsertSQL, values.String()), args...).Scan(ctx, &rows); err != nil {
+		return nil, err
+	}
+	lags := make([]time.Duration, len(rows))
+	for i, r := range rows {
+		lags[i] = time.Duration(r.LagSeconds * float64(time.Second))
+	}
+	return lags, nil
 }
 
 // tombstoneAbsent marks every live conference that a complete batch does not list as deleted,

@@ -54,7 +54,13 @@ type Consumer struct {
 	backoff   backoff
 
 	stats counters
+	// lag observes applied_at - occurred_at of every change this consumer applied.
+	lag prometheus.Histogram
 }
+
+// lagBuckets are the buckets of the propagation-lag histograms, in seconds: from a
+// millisecond to the minutes a backlog or an outage can take.
+var lagBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 type counters struct {
 	read, reclaimed, applied, deadLettered, retries, groupsCreated atomic.Int64
@@ -87,6 +93,11 @@ func New(rdb redis.UniversalClient, store Applier, cfg Config) (*Consumer, error
 		log:         cfg.Logger.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Consumer),
 		claimCursor: "0-0",
 		backoff:     backoff{base: cfg.BackoffBase, max: cfg.BackoffMax},
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "attendee_consumer_lag_seconds",
+			Help:        "Propagation lag of each change the consumer applied: applied_at - occurred_at.",
+			ConstLabels: prometheus.Labels{"stream": cfg.Stream, "group": cfg.Group}, Buckets: lagBuckets,
+		}),
 	}
 	if cfg.Registerer != nil {
 		if err := c.register(cfg.Registerer); err != nil {
@@ -122,6 +133,7 @@ func (c *Consumer) register(reg prometheus.Registerer) error {
 		counter("entries_dead_lettered_total", "Stream entries moved to the dead-letter stream.", &c.stats.deadLettered),
 		counter("retries_total", "Failed rounds retried after a backoff, reconnects included.", &c.stats.retries),
 		counter("groups_created_total", "Consumer groups created, at start or after NOGROUP.", &c.stats.groupsCreated),
+		c.lag,
 	} {
 		if err := reg.Register(col); err != nil {
 			return err
@@ -337,18 +349,25 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries
 			lastErr = err
 		}
 	}
+	observe := func(res attendee.ApplyResult) {
+		for _, l := range res.Lags {
+			c.lag.Observe(max(l, 0).Seconds()) // clocks of two hosts may disagree a little
+		}
+	}
 	if len(events) > 0 {
-		_, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: events})
+		res, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: events})
 		switch {
 		case err == nil:
 			acked = ids
+			observe(res)
 		case len(events) == 1:
 			settle(0, err)
 		default:
 			// One bad entry must not hold back the others: apply them one by one.
 			for i, e := range events {
-				_, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: []changeevent.Event{e}})
+				res, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: []changeevent.Event{e}})
 				settle(i, err)
+				observe(res)
 			}
 		}
 	}

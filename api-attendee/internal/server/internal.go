@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"conferencego/api-attendee/internal/attendee"
 	"conferencego/api-attendee/internal/postgres"
@@ -108,7 +109,10 @@ func toEvents(in []changeJSON) ([]changeevent.Event, error) {
 	return out, v.Err()
 }
 
-func respond(c *fiber.Ctx, res attendee.ApplyResult) error {
+func respond(c *fiber.Ctx, res attendee.ApplyResult, lag prometheus.Histogram) error {
+	for _, l := range res.Lags {
+		lag.Observe(max(l, 0).Seconds()) // clocks of two hosts may disagree a little
+	}
 	return c.JSON(applyResponse{Changes: res.Changes, Applied: res.Applied, Tombstoned: res.Tombstoned})
 }
 
@@ -153,7 +157,7 @@ func handleListCopies(store *postgres.Store) fiber.Handler {
 }
 
 // handleApplyChanges applies a batch of changes, all or nothing.
-func handleApplyChanges(store *postgres.Store) fiber.Handler {
+func handleApplyChanges(store *postgres.Store, lag prometheus.Histogram) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var req changesRequest
 		if err := decodeStrict(c, &req); err != nil {
@@ -167,13 +171,13 @@ func handleApplyChanges(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return respond(c, res)
+		return respond(c, res, lag)
 	}
 }
 
 // handleApplySnapshot applies the complete list of live conferences and tombstones every
 // live conference it does not list. An empty or partial snapshot is refused.
-func handleApplySnapshot(store *postgres.Store) fiber.Handler {
+func handleApplySnapshot(store *postgres.Store, lag prometheus.Histogram) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var req snapshotRequest
 		if err := decodeStrict(c, &req); err != nil {
@@ -197,6 +201,6 @@ func handleApplySnapshot(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return respond(c, res)
+		return respond(c, res, lag)
 	}
 }

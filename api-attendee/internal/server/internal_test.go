@@ -85,6 +85,10 @@ func TestInternalChanges(t *testing.T) {
 		t.Errorf("live conferences (-want +got):\n%s", diff)
 	}
 	f.must(t, 200, "POST", "/internal/changes", `{"changes": []}`, &res, bearer...)
+	// Three changes were applied, and each one's lag observed.
+	if m := f.must(t, 200, "GET", "/metrics", nil, nil); !strings.Contains(string(m.body), "attendee_internal_lag_seconds_count 3") {
+		t.Errorf("metrics lack the lag of the three applied changes")
+	}
 }
 
 func TestInternalSnapshot(t *testing.T) {

@@ -41,6 +41,18 @@ func (m *httpMetrics) observe(method, route string, status, size int, took time.
 	m.duration.WithLabelValues(method, route).Observe(took.Seconds())
 }
 
+// newLagHistogram registers the histogram of the propagation lag of changes that arrive
+// through the internal endpoint (pull mode).
+func newLagHistogram(reg prometheus.Registerer) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "attendee_internal_lag_seconds",
+		Help:    "Propagation lag of each change applied through /internal/: applied_at - occurred_at.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+	})
+	reg.MustRegister(h)
+	return h
+}
+
 func metricsHandler(reg *prometheus.Registry) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 }

@@ -25,8 +25,9 @@ func routes(app *fiber.App, store *postgres.Store, opts Options, checks []Check)
 	api.Delete("/attendees/:id", handleDeleteAttendee(store))
 	api.Post("/attendees/:id/badge", handleCreateBadge(store))
 
+	lag := newLagHistogram(opts.Registry)
 	internal := app.Group("/internal", requireToken(opts.SyncToken))
 	internal.Get("/conferences", handleListCopies(store))
-	internal.Post("/changes", handleApplyChanges(store))
-	internal.Post("/snapshot", handleApplySnapshot(store))
+	internal.Post("/changes", handleApplyChanges(store, lag))
+	internal.Post("/snapshot", handleApplySnapshot(store, lag))
 }
