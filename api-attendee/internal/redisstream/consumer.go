@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,21 +274,24 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]in
 	if len(msgs) == 0 {
 		return nil, nil, nil
 	}
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
-	slices.SortFunc(ids, compareIDs)
-	pending, err := c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: c.cfg.Stream, Group: c.cfg.Group, Consumer: c.cfg.Consumer,
-		Start: ids[0], End: ids[len(ids)-1], Count: int64(len(ids)) * 2,
-	}).Result()
-	if err != nil {
+	// XAUTOCLAIM does not say how often an entry was delivered; XPENDING does, one exact
+	// lookup per entry, all in one round trip.
+	cmds := make([]*redis.XPendingExtCmd, len(msgs))
+	if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range msgs {
+			cmds[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
+				Stream: c.cfg.Stream, Group: c.cfg.Group, Start: m.ID, End: m.ID, Count: 1,
+			})
+		}
+		return nil
+	}); err != nil {
 		return nil, nil, fmt.Errorf("read delivery counts: %w", err)
 	}
-	deliveries := make(map[string]int64, len(pending))
-	for _, p := range pending {
-		deliveries[p.ID] = p.RetryCount
+	deliveries := make(map[string]int64, len(msgs))
+	for _, cmd := range cmds {
+		for _, p := range cmd.Val() {
+			deliveries[p.ID] = p.RetryCount
+		}
 	}
 	c.stats.read.Add(int64(len(msgs)))
 	c.stats.reclaimed.Add(int64(len(msgs)))
@@ -445,29 +447,6 @@ func deadLetterFields(d deadLetter, group, consumer string) []any {
 		FieldDLQGroup, group,
 		FieldDLQConsumer, consumer,
 	)
-}
-
-// compareIDs orders stream entry ids (ms-seq) numerically.
-func compareIDs(a, b string) int {
-	ams, aseq, _ := strings.Cut(a, "-")
-	bms, bseq, _ := strings.Cut(b, "-")
-	an, _ := strconv.ParseUint(ams, 10, 64)
-	bn, _ := strconv.ParseUint(bms, 10, 64)
-	if an != bn {
-		if an < bn {
-			return -1
-		}
-		return 1
-	}
-	as, _ := strconv.ParseUint(aseq, 10, 64)
-	bs, _ := strconv.ParseUint(bseq, 10, 64)
-	switch {
-	case as < bs:
-		return -1
-	case as > bs:
-		return 1
-	}
-	return 0
 }
 
 // backoff is exponential backoff with a cap and jitter: each wait is drawn from the upper half
