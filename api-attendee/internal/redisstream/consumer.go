@@ -161,8 +161,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		c.backoff.reset()
 	}
+	c.leaveGroup(context.WithoutCancel(ctx))
 	c.log.InfoContext(context.WithoutCancel(ctx), "stream consumer stopped", "applied", c.stats.applied.Load())
 	return nil
+}
+
+// leaveGroup removes this consumer from the group when it holds no pending entry, so that
+// restarts do not pile up dead names in XINFO CONSUMERS. With pending entries it stays: deleting
+// it would drop them from the group, and another consumer must reclaim them instead.
+func (c *Consumer) leaveGroup(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	pending, err := c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: c.cfg.Stream, Group: c.cfg.Group, Consumer: c.cfg.Consumer, Start: "-", End: "+", Count: 1,
+	}).Result()
+	if err != nil || len(pending) > 0 {
+		return // Redis is unreachable, or entries wait for a reclaim: keep the name
+	}
+	if err := c.rdb.XGroupDelConsumer(ctx, c.cfg.Stream, c.cfg.Group, c.cfg.Consumer).Err(); err != nil {
+		c.log.WarnContext(ctx, "leave consumer group", "err", err)
+	}
 }
 
 // runOnce does one round: make sure the group exists, reclaim idle entries when due or else

@@ -354,6 +354,14 @@ func TestConsumerStopsAfterTheBatchInHand(t *testing.T) {
 	if s.Read != s.Applied || s.Applied%7 != 0 {
 		t.Errorf("read %d, applied %d: want every read entry applied, in whole batches of 7", s.Read, s.Applied)
 	}
+	// With nothing pending it left the group, so restarts do not pile up dead consumer names.
+	consumers, err := f.rdb.XInfoConsumers(context.Background(), f.stream, f.group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(consumers) != 0 {
+		t.Errorf("consumers left in the group after shutdown: %+v", consumers)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -469,6 +477,11 @@ func TestDatabaseOutageDoesNotDeadLetter(t *testing.T) {
 	}
 	if s := c.Stats(); s.DeadLettered != 0 || s.Read != 2 {
 		t.Fatalf("stats during the outage %+v: want the entries read once and nothing dead-lettered", s)
+	}
+	// A consumer that stops with entries pending keeps its name, or they would be dropped.
+	c.leaveGroup(context.Background())
+	if n := pendingCount(t, f.rdb, f.stream, f.group); n != 2 {
+		t.Fatalf("%d entries pending after the consumer left, want 2", n)
 	}
 
 	// The database is back (a consumer with a working store takes over the pending entries).
