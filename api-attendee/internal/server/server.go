@@ -122,7 +122,9 @@ func observe(m *httpMetrics, handleErr fiber.ErrorHandler) fiber.Handler {
 		if r := c.Route(); r != nil && r.Path != "/" {
 			route = r.Path
 		}
-		m.observe(c.Method(), route, c.Response().StatusCode(), len(c.Response().Body()), time.Since(start))
+		// The method string aliases fasthttp's buffer, which the next request on this
+		// connection overwrites; the metric keeps its labels, so it gets a copy.
+		m.observe(strings.Clone(c.Method()), route, c.Response().StatusCode(), len(c.Response().Body()), time.Since(start))
 		return nil
 	}
 }

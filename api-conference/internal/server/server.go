@@ -84,7 +84,9 @@ func observe(log *slog.Logger, m *httpMetrics, handleErr fiber.ErrorHandler) fib
 			route = r.Path
 		}
 		status, took := c.Response().StatusCode(), time.Since(start)
-		m.observe(c.Method(), route, status, len(c.Response().Body()), took)
+		// The method string aliases fasthttp's buffer, which the next request on this
+		// connection overwrites; the metric keeps its labels, so it gets a copy.
+		m.observe(strings.Clone(c.Method()), route, status, len(c.Response().Body()), took)
 		if log.Enabled(c.UserContext(), slog.LevelDebug) {
 			log.DebugContext(c.UserContext(), "request", "method", c.Method(), "path", c.Path(), "status", status, "took", took)
 		}
