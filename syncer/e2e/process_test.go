@@ -1,0 +1,453 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The binaries under test, named as their directories in the workspace.
+const (
+	binConference = "api-conference"
+	binAttendee   = "api-attendee"
+	binSyncer     = "syncer"
+)
+
+// binDir holds the binaries built for this test binary; TestMain creates and removes it.
+var binDir string
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var builds = map[string]*build{binConference: {}, binAttendee: {}, binSyncer: {}}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "conferencego-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// binary returns the path of name, built once per test binary the way the images build it
+// (static, -trimpath) from the workspace root.
+func binary(t *testing.T, name string) string {
+	t.Helper()
+	b := builds[name]
+	b.once.Do(func() {
+		root, err := workspaceRoot()
+		if err != nil {
+			b.err = err
+			return
+		}
+		out := filepath.Join(binDir, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		start := time.Now()
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build ./%s: %v\n%s", name, err, msg)
+			return
+		}
+		b.path = out
+		logf("built %s in %s", name, time.Since(start).Round(time.Millisecond))
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// logf writes to stderr outside of any test: for what TestMain-scoped code wants to say.
+func logf(format string, args ...any) {
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
+	}
+}
+
+// workspaceRoot walks up from the working directory to the directory holding go.work.
+func workspaceRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory: run the tests inside the workspace")
+		}
+		dir = parent
+	}
+}
+
+// freeAddr returns a loopback address with a port nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one of the services, started from its binary with an environment of its own, on a
+// fixed address so that it can be killed and started again where the others expect it.
+type proc struct {
+	t    *testing.T
+	name string // for logs: "syncer", "syncer-2", …
+	bin  string
+	env  []string
+	Addr string
+	log  string // log file, appended to by every start
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	expected bool  // the current process is being stopped or killed by the test
+	exitErr  error // set when the process ended without the test asking
+	starts   int
+}
+
+// startProc starts bin with env (HTTP_ADDR is added) and waits until /healthz answers. It is
+// stopped with SIGTERM when t ends, and its log's tail is printed if t failed.
+func startProc(t *testing.T, name, bin string, env map[string]string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, bin: bin, Addr: freeAddr(t), log: filepath.Join(t.TempDir(), name+".log")}
+	p.env = []string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=" + p.Addr, "LOG_FORMAT=json"}
+	for k, v := range env {
+		p.env = append(p.env, k+"="+v)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("last lines of the %s log (%s):\n%s", p.name, p.log, tailFile(p.log, 40))
+		}
+	})
+	p.Start()
+	return p
+}
+
+// URL is the base URL of the process's HTTP server.
+func (p *proc) URL() string { return "http://" + p.Addr }
+
+// Start starts the process (again) on its address and waits until /healthz answers.
+func (p *proc) Start() {
+	p.t.Helper()
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.starts++
+	fmt.Fprintf(f, "--- e2e: start #%d of %s at %s\n", p.starts, p.name, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(p.bin)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		f.Close()
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	p.cmd, p.done, p.expected = cmd, done, false
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		if !p.expected && p.cmd == cmd {
+			p.exitErr = fmt.Errorf("%s exited on its own: %v", p.name, err)
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	if err := p.waitHealthy(done, 30*time.Second); err != nil {
+		p.t.Fatalf("%v\n%s log:\n%s", err, p.name, tailFile(p.log, 40))
+	}
+}
+
+func (p *proc) waitHealthy(done <-chan struct{}, within time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(within)
+	for {
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited before it was healthy", p.name)
+		default:
+		}
+		resp, err := client.Get(p.URL() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not healthy within %s: %v", p.name, within, err)
+		}
+		select { // poll against the deadline; the process gives no other signal
+		case <-done:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Kill ends the process with SIGKILL (kill -9) and waits until it is gone.
+func (p *proc) Kill() { p.signal(syscall.SIGKILL, 0) }
+
+// Stop ends the process with SIGTERM, and SIGKILL if it is still there after 15 s.
+func (p *proc) Stop() { p.signal(syscall.SIGTERM, 15*time.Second) }
+
+// Freeze stops the process with SIGSTOP: it holds its connections but does nothing.
+func (p *proc) Freeze() { p.send(syscall.SIGSTOP) }
+
+// Thaw lets a frozen process go on with SIGCONT.
+func (p *proc) Thaw() { p.send(syscall.SIGCONT) }
+
+func (p *proc) send(sig syscall.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		p.t.Fatalf("%s is not running", p.name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("%s %s: %v", sig, p.name, err)
+	}
+}
+
+// Restart kills the process with SIGKILL and starts it again on the same address.
+func (p *proc) Restart() {
+	p.t.Helper()
+	p.Kill()
+	p.Start()
+}
+
+func (p *proc) signal(sig syscall.Signal, grace time.Duration) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	if cmd == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.expected = true
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen process must run to handle SIGTERM
+		select {
+		case <-done:
+		case <-time.After(grace):
+			p.t.Errorf("%s did not stop within %s of %s; killing it", p.name, grace, sig)
+			_ = cmd.Process.Kill()
+		}
+	}
+	<-done
+	p.mu.Lock()
+	if p.cmd == cmd {
+		p.cmd = nil
+	}
+	p.mu.Unlock()
+}
+
+// Err reports whether the process ended without the test asking.
+func (p *proc) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitErr
+}
+
+// tailFile returns the last n lines of the file at path.
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// redisServer is a redis-server process of one test on a free port. Without persistence (the
+// default) a restart loses every key, as a Redis without a volume does.
+type redisServer struct {
+	t       *testing.T
+	Addr    string
+	dir     string
+	persist bool
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startRedis starts a redis-server for t. With persist, it keeps its data in an append-only
+// file across a Stop and Start (SHUTDOWN on SIGTERM writes it out).
+func startRedis(t *testing.T, persist bool) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		unavailable(t, "redis-server is not installed (apt-get install redis-server): "+err.Error())
+	}
+	s := &redisServer{t: t, Addr: freeAddr(t), dir: t.TempDir(), persist: persist}
+	t.Cleanup(func() {
+		s.Kill()
+		if t.Failed() {
+			t.Logf("last lines of the redis-server log:\n%s", tailFile(filepath.Join(s.dir, "redis.log"), 20))
+		}
+	})
+	s.Start()
+	return s
+}
+
+// URL is the server's URL.
+func (s *redisServer) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Start starts the server on its port and waits until it answers PING.
+func (s *redisServer) Start() {
+	s.t.Helper()
+	host, port, _ := net.SplitHostPort(s.Addr)
+	appendOnly := "no"
+	if s.persist {
+		appendOnly = "yes"
+	}
+	cmd := exec.Command("redis-server",
+		"--bind", host, "--port", port, "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"),
+		"--save", "", "--appendonly", appendOnly, "--daemonize", "no", "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := redisPing(s.Addr)
+		if err == nil {
+			return
+		}
+		select {
+		case <-done:
+			s.t.Fatalf("redis-server exited at start: %s", tailFile(filepath.Join(s.dir, "redis.log"), 10))
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s did not answer PING within 15s: %v", s.Addr, err)
+		}
+		select { // poll against the deadline
+		case <-done:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// redisPing sends PING in the inline protocol, so that the wait needs no client state.
+func redisPing(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(string(buf[:n]), "+PONG") {
+		return fmt.Errorf("PING answered %q", buf[:n])
+	}
+	return nil
+}
+
+// Kill ends the server with SIGKILL: without persistence everything it held is gone.
+func (s *redisServer) Kill() { s.stop(syscall.SIGKILL) }
+
+// Stop ends the server with SIGTERM, which makes it write its append-only file when it has one.
+func (s *redisServer) Stop() { s.stop(syscall.SIGTERM) }
+
+func (s *redisServer) stop(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// unavailable skips t for a missing server on a developer's machine, and fails it in CI.
+func unavailable(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// seed returns the seed of t's randomness: E2E_SEED when set, else the clock. It is logged so
+// that a failure can be replayed.
+func seed(t *testing.T) int64 {
+	t.Helper()
+	s := time.Now().UnixNano()
+	if v := os.Getenv("E2E_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("E2E_SEED=%q: not an integer", v)
+		}
+		s = n
+	}
+	t.Logf("seed %d (set E2E_SEED=%d to replay)", s, s)
+	return s
+}
+
+// sleepCtx waits for d or until ctx ends; it paces workloads and holds outages, and never
+// stands in for waiting on a condition.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+}

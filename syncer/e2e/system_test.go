@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// Modes of the syncer.
+const (
+	push = "push"
+	pull = "pull"
+)
+
+// pollInterval is the syncer's poll interval in pull mode.
+const pollInterval = 200 * time.Millisecond
+
+// convergeWithin is the deadline of every convergence check: generous, because the machine
+// may be busy with other tests; the time actually taken is logged.
+const convergeWithin = 60 * time.Second
+
+// system is the three services of one test, with its own database, redis-server (push), stream
+// and group.
+type system struct {
+	t      *testing.T
+	mode   string
+	dbURL  string
+	db     *pgx.Conn
+	redis  *redisServer
+	rdb    *redis.Client
+	stream string
+	group  string
+	token  string
+
+	conference *proc
+	attendees  []*proc
+	syncers    []*proc
+	api        *apiClient
+}
+
+type options struct {
+	// persistRedis gives redis-server an append-only file, so that a Stop and Start keeps the
+	// stream (a Redis that is down, rather than one that lost its data).
+	persistRedis bool
+	// noSyncer starts no syncer: the test feeds the stream itself.
+	noSyncer bool
+}
+
+// setup starts api-conference, one api-attendee and one syncer in mode, each test with its
+// own database, redis-server (push) and names.
+func setup(t *testing.T, mode string, opts options) *system {
+	t.Helper()
+	s := &system{
+		t: t, mode: mode,
+		dbURL:  newDatabase(t),
+		stream: "e2e." + randomHex(6) + ".changes",
+		group:  "e2e-" + randomHex(6),
+		token:  randomHex(16),
+	}
+	if mode == push {
+		s.redis = startRedis(t, opts.persistRedis)
+		s.rdb = redis.NewClient(&redis.Options{Addr: s.redis.Addr})
+		t.Cleanup(func() { s.rdb.Close() })
+	}
+	s.db = connect(t, s.dbURL)
+	s.conference = startProc(t, binConference, binary(t, binConference), map[string]string{
+		"DATABASE_URL": s.dbURL, "LOG_LEVEL": "warn",
+	})
+	s.api = newAPIClient(s.conference.URL())
+	s.AddAttendee()
+	if !opts.noSyncer {
+		s.AddSyncer()
+	}
+	return s
+}
+
+// AddAttendee starts one more api-attendee; in push mode it joins the group.
+func (s *system) AddAttendee() *proc {
+	s.t.Helper()
+	env := map[string]string{
+		"DATABASE_URL": s.dbURL, "SYNC_MODE": s.mode, "SYNC_TOKEN": s.token, "LOG_LEVEL": "info",
+	}
+	if s.mode == push {
+		env["REDIS_URL"] = s.redis.URL()
+		env["SYNC_STREAM"] = s.stream
+		env["SYNC_GROUP"] = s.group
+		// Short, so that entries left pending by a killed consumer are taken over quickly.
+		env["SYNC_CLAIM_IDLE"] = "1s"
+	}
+	p := startProc(s.t, name(binAttendee, len(s.attendees)), binary(s.t, binAttendee), env)
+	s.attendees = append(s.attendees, p)
+	return p
+}
+
+// AddSyncer starts one more syncer; it hands changes to the first api-attendee.
+func (s *system) AddSyncer() *proc {
+	s.t.Helper()
+	env := map[string]string{
+		"SYNC_MODE": s.mode, "SYNC_STREAM": s.stream, "SYNC_TOKEN": s.token, "LOG_LEVEL": "info",
+		"CONFERENCE_URL": s.conference.URL(), "ATTENDEE_URL": s.attendees[0].URL(),
+	}
+	switch s.mode {
+	case push:
+		env["DATABASE_URL"] = s.dbURL
+		env["REDIS_URL"] = s.redis.URL()
+	case pull:
+		env["SYNC_POLL_INTERVAL"] = pollInterval.String()
+	}
+	p := startProc(s.t, name(binSyncer, len(s.syncers)), binary(s.t, binSyncer), env)
+	s.syncers = append(s.syncers, p)
+	return p
+}
+
+func name(bin string, i int) string {
+	if i == 0 {
+		return bin
+	}
+	return bin + "-" + strconv.Itoa(i+1)
+}
+
+// Check reports every process that ended without the test asking.
+func (s *system) Check() error {
+	var errs []error
+	for _, p := range append(append([]*proc{s.conference}, s.attendees...), s.syncers...) {
+		if err := p.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// AwaitProjection waits until the VO table is the projection of the conference table, with
+// created the ids of every conference the test created.
+func (s *system) AwaitProjection(created map[int64]bool, mode strictness) {
+	s.t.Helper()
+	awaitProjection(s.t, s.db, created, mode, convergeWithin, s.Check)
+	if err := s.Check(); err != nil {
+		s.t.Fatal(err)
+	}
+	if s.mode == push {
+		s.awaitDrained()
+	}
+}
+
+// awaitDrained waits until the relay has removed every outbox row it published and the group
+// has no pending entries: nothing is left behind or stuck once the system converged.
+func (s *system) awaitDrained() {
+	s.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond) // polling against the deadline
+	defer tick.Stop()
+	for {
+		var rows int64
+		if err := s.db.QueryRow(ctx, "SELECT count(*) FROM conference.outbox").Scan(&rows); err != nil {
+			s.t.Fatal(err)
+		}
+		pending, err := s.rdb.XPending(ctx, s.stream, s.group).Result()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if rows == 0 && pending.Count == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("30s after convergence, %d outbox rows are left and %d stream entries pending: %+v", rows, pending.Count, pending)
+		}
+		<-tick.C
+	}
+}
+
+// AwaitVO waits until the VO row of conference id satisfies ok (given nil when there is no
+// row), and returns how long that took.
+func (s *system) AwaitVO(id int64, ok func(*vo) bool) time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond) // polling one row against the deadline
+	defer tick.Stop()
+	for {
+		v, err := s.readVO(id)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if ok(v) {
+			return time.Since(start)
+		}
+		if err := s.Check(); err != nil {
+			s.t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("VO of conference %d is %v after 30s", id, v)
+		}
+		<-tick.C
+	}
+}
+
+func (s *system) readVO(id int64) (*vo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v := vo{}
+	err := s.db.QueryRow(ctx, `SELECT conference_id, name, coalesce(starts, 'epoch'), coalesce(ends, 'epoch'),
+		max_attendees, version, deleted FROM attendee.conference_vos WHERE conference_id = $1`, id).
+		Scan(&v.ID, &v.Name, &v.Starts, &v.Ends, &v.MaxAttendees, &v.Version, &v.Deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read VO %d: %w", id, err)
+	}
+	return &v, nil
+}
