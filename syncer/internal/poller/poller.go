@@ -3,10 +3,15 @@
 //
 // A poll sends the ETag of the last list it handed over; an unchanged list costs one 304. A
 // changed list is read in full, page by page. Conferences that are new or have a new version
-// go to /internal/changes. When a conference it saw before is missing from a complete list,
-// or on the first poll after a start (when it knows nothing), the whole list goes to
-// /internal/snapshot, where absentees are tombstoned: deletes are found by set difference,
-// and only ever over a list that was read completely.
+// go to /internal/changes, and so does a delete for each conference it saw before that is
+// missing from the list: deletes are found by set difference, and only ever over a list that
+// was read completely.
+//
+// After a start the poller knows nothing, so its first poll sends the whole list to
+// /internal/snapshot, where api-attendee tombstones every conference the list does not hold
+// (those deleted while no poller ran). api-attendee spares conferences changed after the
+// snapshot was taken, and the source's clock says when that was only to the second, so one
+// more snapshot follows a few seconds later to settle what the first spared.
 package poller
 
 import (
@@ -36,6 +41,8 @@ type Config struct {
 	Interval      time.Duration
 	// PageSize is the limit asked of each page of the conference list.
 	PageSize int
+	// FollowUp is how long after the first snapshot the second one is sent.
+	FollowUp time.Duration
 	// Client makes every request; its Timeout bounds each one.
 	Client *http.Client
 }
@@ -46,6 +53,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = 1000
+	}
+	if c.FollowUp == 0 {
+		c.FollowUp = 3 * time.Second
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 30 * time.Second}
@@ -82,6 +92,8 @@ type Poller struct {
 	// known maps every conference of the last list handed over to its version; nil until the
 	// first hand-off succeeded.
 	known map[int64]int64
+	// followUpAt is when the follow-up snapshot is due; zero when none is.
+	followUpAt time.Time
 }
 
 // New returns a poller.
@@ -131,7 +143,13 @@ type Result struct {
 
 // runOnce polls once.
 func (p *Poller) runOnce(ctx context.Context) (Result, error) {
-	list, err := p.fetch(ctx, p.etag)
+	first := p.known == nil
+	snapshot := first || (!p.followUpAt.IsZero() && !time.Now().Before(p.followUpAt))
+	etag := p.etag
+	if snapshot {
+		etag = "" // a snapshot needs the list, changed or not
+	}
+	list, err := p.fetch(ctx, etag)
 	if err != nil {
 		return Result{}, err
 	}
@@ -141,38 +159,29 @@ func (p *Poller) runOnce(ctx context.Context) (Result, error) {
 	}
 	res := Result{Listed: len(list.items)}
 	current := make(map[int64]int64, len(list.items))
-	var changed []changeJSON
+	var changes []changeJSON
 	for _, it := range list.items {
 		current[it.ID] = it.Version
 		if v, ok := p.known[it.ID]; !ok || v != it.Version {
-			changed = append(changed, it.change())
+			changes = append(changes, it.change())
 		}
 	}
-	missing := p.known == nil
-	var gone []int64
-	for id := range p.known {
+	for id, v := range p.known {
 		if _, ok := current[id]; !ok {
-			missing = true
-			gone = append(gone, id)
+			// Gone from a complete list: deleted. api-conference gives a delete the version
+			// after the last one; one we did not see in between only makes this tombstone's
+			// version lower than the source's, which nothing in pull mode can outrank.
+			changes = append(changes, changeJSON{
+				EventID: fmt.Sprintf("pull-%d-v%d-deleted", id, v+1), Type: string(changeevent.Deleted),
+				ConferenceID: id, Version: v + 1, OccurredAt: list.takenAt,
+			})
 		}
 	}
 	var out applyResult
 	switch {
-	case missing && len(list.items) == 0 && len(gone) > 0:
-		// A complete, well-formed list that is empty while we saw conferences before: they
-		// were all deleted. api-attendee refuses an empty snapshot (it cannot tell a broken
-		// source from an empty one), so send the deletes themselves, each one version past
-		// the last we saw.
-		deletes := make([]changeJSON, 0, len(gone))
-		for _, id := range gone {
-			deletes = append(deletes, changeJSON{
-				EventID: fmt.Sprintf("pull-%d-v%d-deleted", id, p.known[id]+1), Type: string(changeevent.Deleted),
-				ConferenceID: id, Version: p.known[id] + 1, OccurredAt: list.takenAt,
-			})
-		}
-		res.Sent = len(deletes)
-		out, err = p.post(ctx, "/internal/changes", changesRequest{Changes: deletes})
-	case missing && len(list.items) > 0:
+	case snapshot && len(list.items) > 0:
+		// api-attendee refuses an empty snapshot (it cannot tell an empty source from a broken
+		// one); with nothing listed there is nothing to send but the deletes below.
 		res.Snapshot, res.Sent = true, len(list.items)
 		all := make([]changeJSON, len(list.items))
 		for i, it := range list.items {
@@ -180,9 +189,23 @@ func (p *Poller) runOnce(ctx context.Context) (Result, error) {
 		}
 		takenAt := list.takenAt
 		out, err = p.post(ctx, "/internal/snapshot", snapshotRequest{Complete: true, TakenAt: &takenAt, Changes: all})
-	case len(changed) > 0:
-		res.Sent = len(changed)
-		out, err = p.post(ctx, "/internal/changes", changesRequest{Changes: changed})
+		if err == nil {
+			var deletes []changeJSON
+			for _, c := range changes {
+				if c.Type == string(changeevent.Deleted) {
+					deletes = append(deletes, c)
+				}
+			}
+			if len(deletes) > 0 {
+				var more applyResult
+				more, err = p.post(ctx, "/internal/changes", changesRequest{Changes: deletes})
+				out.Applied += more.Applied
+				res.Sent += len(deletes)
+			}
+		}
+	case len(changes) > 0:
+		res.Sent = len(changes)
+		out, err = p.post(ctx, "/internal/changes", changesRequest{Changes: changes})
 	}
 	if err != nil {
 		// Keep the old ETag and knowledge: the next poll reads the list again and retries.
@@ -190,6 +213,12 @@ func (p *Poller) runOnce(ctx context.Context) (Result, error) {
 	}
 	res.Applied, res.Tombstoned = out.Applied, out.Tombstoned
 	p.etag, p.known = list.etag, current
+	switch {
+	case res.Snapshot && first:
+		p.followUpAt = time.Now().Add(p.cfg.FollowUp)
+	case res.Snapshot:
+		p.followUpAt = time.Time{}
+	}
 	p.m.handedOver.Add(float64(res.Sent))
 	if res.Snapshot {
 		p.m.snapshots.Inc()

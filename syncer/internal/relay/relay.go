@@ -83,6 +83,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// reconcileFollowUp is how long after a reconcile the next one settles what it spared.
+const reconcileFollowUp = 3 * time.Second
+
 // EpochKey is the Redis key whose absence says that Redis lost its data.
 func EpochKey(stream string) string { return stream + ".epoch" }
 
@@ -342,12 +345,16 @@ func (r *Relay) reconcileLoop(ctx context.Context) {
 		tick = t.C
 	}
 	bo := backoff.New(200*time.Millisecond, 15*time.Second)
+	var followUp <-chan time.Time
 	for {
+		isFollowUp := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.reconcile:
 		case <-tick:
+		case <-followUp:
+			isFollowUp, followUp = true, nil
 		}
 		for {
 			start := time.Now()
@@ -359,6 +366,11 @@ func (r *Relay) reconcileLoop(ctx context.Context) {
 				r.m.reconciles.Inc()
 				r.log.Info("reconciled api-attendee with the source", "took", time.Since(start).String())
 				bo.Reset()
+				if !isFollowUp {
+					// api-attendee spares conferences changed after a snapshot was taken, known
+					// only to the second; one more snapshot a little later settles them.
+					followUp = time.After(reconcileFollowUp)
+				}
 				break
 			}
 			r.m.reconcileErrors.Inc()
