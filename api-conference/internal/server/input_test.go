@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -35,6 +39,40 @@ func hostileBodies(method, path string) []badInput {
 		{name: "text/plain", method: method, path: path, body: `{}`, contentType: "text/plain", want: 415},
 		{name: "form encoded", method: method, path: path, body: `name=x`, contentType: "application/x-www-form-urlencoded", want: 415},
 		{name: "no content type", method: method, path: path, body: `{}`, contentType: "-", want: 415},
+	}
+}
+
+// A gzip bomb: a small compressed body that inflates far past the body limit. It must be
+// refused before anything inflates it.
+func TestCompressedBodiesAreRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write([]byte(`{"name": "` + strings.Repeat("A", 64<<20) + `"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := f.snapshot(t)
+	for _, enc := range []string{"gzip", "deflate", "br", "GZIP"} {
+		req, err := http.NewRequest("POST", f.base+"/api/locations/", bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		checkProblem(t, response{status: resp.StatusCode, header: resp.Header, body: body}, 415)
+	}
+	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+		t.Errorf("a compressed body changed the database:\n%s", diff)
 	}
 }
 

@@ -57,6 +57,7 @@ func New(log *slog.Logger, store *postgres.Store, opts Options) *fiber.App {
 		MaxAge:        600,
 	}))
 	app.Use(withTimeout)
+	app.Use(refuseContentEncoding)
 	routes(app, store, opts.Registry)
 	return app
 }
@@ -66,6 +67,16 @@ func withTimeout(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), requestTimeout)
 	defer cancel()
 	c.SetUserContext(ctx)
+	return c.Next()
+}
+
+// refuseContentEncoding answers 415 to a compressed body: fiber inflates it without a bound
+// when the body is read, so a one-megabyte gzip bomb would get past BodyLimit and take
+// gigabytes of memory.
+func refuseContentEncoding(c *fiber.Ctx) error {
+	if enc := strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return fiber.NewError(fiber.StatusUnsupportedMediaType, "send the body uncompressed, without Content-Encoding")
+	}
 	return c.Next()
 }
 
