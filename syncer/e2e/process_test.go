@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,7 +137,7 @@ type proc struct {
 func startProc(t *testing.T, name, bin string, env map[string]string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, bin: bin, Addr: freeAddr(t), log: filepath.Join(t.TempDir(), name+".log")}
-	p.env = []string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=" + p.Addr, "LOG_FORMAT=json"}
+	p.env = []string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json"}
 	for k, v := range env {
 		p.env = append(p.env, k+"="+v)
 	}
@@ -146,8 +147,21 @@ func startProc(t *testing.T, name, bin string, env map[string]string) *proc {
 			t.Logf("last lines of the %s log (%s):\n%s", p.name, p.log, tailFile(p.log, 40))
 		}
 	})
-	p.Start()
-	return p
+	// Another process may take the free port between the probe and the start: try another.
+	for attempt := 1; ; attempt++ {
+		err := p.start()
+		if err == nil {
+			return p
+		}
+		p.Kill()
+		p.mu.Lock()
+		p.exitErr = nil // that start does not count
+		p.mu.Unlock()
+		if attempt == 3 {
+			t.Fatalf("%v\n%s log:\n%s", err, p.name, tailFile(p.log, 40))
+		}
+		p.Addr = freeAddr(t)
+	}
 }
 
 // URL is the base URL of the process's HTTP server.
@@ -156,20 +170,26 @@ func (p *proc) URL() string { return "http://" + p.Addr }
 // Start starts the process (again) on its address and waits until /healthz answers.
 func (p *proc) Start() {
 	p.t.Helper()
+	if err := p.start(); err != nil {
+		p.t.Fatalf("%v\n%s log:\n%s", err, p.name, tailFile(p.log, 40))
+	}
+}
+
+func (p *proc) start() error {
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	p.mu.Lock()
 	p.starts++
-	fmt.Fprintf(f, "--- e2e: start #%d of %s at %s\n", p.starts, p.name, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(f, "--- e2e: start #%d of %s on %s at %s\n", p.starts, p.name, p.Addr, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.bin)
-	cmd.Env = p.env
+	cmd.Env = append(slices.Clip(p.env), "HTTP_ADDR="+p.Addr)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		f.Close()
-		p.t.Fatalf("start %s: %v", p.name, err)
+		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	done := make(chan struct{})
 	p.cmd, p.done, p.expected = cmd, done, false
@@ -184,9 +204,7 @@ func (p *proc) Start() {
 		p.mu.Unlock()
 		close(done)
 	}()
-	if err := p.waitHealthy(done, 30*time.Second); err != nil {
-		p.t.Fatalf("%v\n%s log:\n%s", err, p.name, tailFile(p.log, 40))
-	}
+	return p.waitHealthy(done, 30*time.Second)
 }
 
 func (p *proc) waitHealthy(done <-chan struct{}, within time.Duration) error {
@@ -321,48 +339,65 @@ func startRedis(t *testing.T, persist bool) *redisServer {
 			t.Logf("last lines of the redis-server log:\n%s", tailFile(filepath.Join(s.dir, "redis.log"), 20))
 		}
 	})
-	s.Start()
-	return s
+	for attempt := 1; ; attempt++ {
+		err := s.start()
+		if err == nil {
+			return s
+		}
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		s.Addr = freeAddr(t) // the port was taken between the probe and the start
+	}
 }
 
 // URL is the server's URL.
 func (s *redisServer) URL() string { return "redis://" + s.Addr + "/0" }
 
-// Start starts the server on its port and waits until it answers PING.
+// Start starts the server again on its port and waits until it answers PING.
 func (s *redisServer) Start() {
 	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *redisServer) start() error {
 	host, port, _ := net.SplitHostPort(s.Addr)
 	appendOnly := "no"
 	if s.persist {
 		appendOnly = "yes"
 	}
+	logFile := filepath.Join(s.dir, "redis.log")
 	cmd := exec.Command("redis-server",
-		"--bind", host, "--port", port, "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"),
+		"--bind", host, "--port", port, "--dir", s.dir, "--logfile", logFile,
 		"--save", "", "--appendonly", appendOnly, "--daemonize", "no", "--protected-mode", "no")
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := redisPing(s.Addr)
 		if err == nil {
-			return
+			s.mu.Lock()
+			s.cmd, s.done = cmd, done
+			s.mu.Unlock()
+			return nil
 		}
 		select {
 		case <-done:
-			s.t.Fatalf("redis-server exited at start: %s", tailFile(filepath.Join(s.dir, "redis.log"), 10))
+			return fmt.Errorf("redis-server on %s exited at start: %s", s.Addr, tailFile(logFile, 10))
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not answer PING within 15s: %v", s.Addr, err)
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("redis-server on %s did not answer PING within 15s: %w", s.Addr, err)
 		}
 		select { // poll against the deadline
 		case <-done:
