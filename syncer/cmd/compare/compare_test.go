@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/xml"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// buildBinaries builds the three services as `task build` does.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
+		t.Fatalf("workspace root not found at %s: %v", root, err)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"api-conference", "api-attendee", "syncer"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, name), "./"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	return dir
+}
+
+// TestCompareSmallRun runs the whole comparison at CI size and checks the report's
+// invariants: nothing lost in any mode, every change measured, and outputs that parse.
+func TestCompareSmallRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three services per mode")
+	}
+	o := options{
+		rate: 40, duration: 2 * time.Second, idle: time.Second, settle: 0, drain: 60 * time.Second,
+		mixText: "create=30,update=50,delete=20", seed: 7, initial: 10, workers: 8,
+		out: t.TempDir(), adminURL: os.Getenv("TEST_DATABASE_URL"), redisURL: os.Getenv("TEST_REDIS_URL"),
+	}
+	if o.adminURL == "" {
+		o.adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if o.redisURL == "" {
+		o.redisURL = "redis://127.0.0.1:6379/0"
+	}
+	if conn, err := pgx.Connect(context.Background(), o.adminURL); err != nil {
+		unavailable(t, "Postgres is not reachable at %s: %v", o.adminURL, err)
+	} else {
+		conn.Close(context.Background())
+	}
+	var err error
+	if o.mix, err = parseMix(o.mixText); err != nil {
+		t.Fatal(err)
+	}
+	if o.modes, err = parseModes("push,pull:200ms"); err != nil {
+		t.Fatal(err)
+	}
+	o.binDir = buildBinaries(t)
+
+	var stdout, progress bytes.Buffer
+	if err := run(context.Background(), o, &stdout, &progress); err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	written := len(plan(o.seed, o.rate, o.duration, o.mix, o.initial))
+
+	table := stdout.String()
+	for _, want := range []string{"| push |", "| pull 200ms |", "lag p50", "idle requests/min"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(o.out, "compare.md"))
+	if err != nil || string(md) != table {
+		t.Errorf("compare.md differs from what was printed (%v)", err)
+	}
+
+	f, err := os.Open(filepath.Join(o.out, "lags.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("lags.csv does not parse: %v", err)
+	}
+	perMode := map[string]int{}
+	for _, row := range rows[1:] {
+		perMode[row[0]]++
+		if row[7] == "lost" {
+			t.Errorf("lost change: %v", row)
+		}
+		if row[7] == "applied" {
+			if lag, err := strconv.ParseFloat(row[6], 64); err != nil || lag < 0 {
+				t.Errorf("bad lag in %v", row)
+			}
+		}
+	}
+	for _, m := range []string{"push", "pull 200ms"} {
+		// Every write is one change at the source, and every change is measured.
+		if perMode[m] != written {
+			t.Errorf("%s: %d changes measured, %d written", m, perMode[m], written)
+		}
+	}
+
+	svg, err := os.ReadFile(filepath.Join(o.out, "lags.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	root := ""
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("lags.svg is not XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && root == "" {
+			root = se.Name.Local
+		}
+	}
+	if root != "svg" {
+		t.Errorf("lags.svg's root element is %q", root)
+	}
+}
+
+func TestPlanIsDeterministicAndKeepsConferencesAlive(t *testing.T) {
+	t.Parallel()
+	m := mix{create: 10, update: 10, delete: 80}
+	a, b := plan(3, 100, 5*time.Second, m, 10), plan(3, 100, 5*time.Second, m, 10)
+	if len(a) != 500 || len(b) != 500 {
+		t.Fatalf("%d and %d ops, want 500", len(a), len(b))
+	}
+	live := map[int]bool{}
+	for i := range 10 {
+		live[i] = true
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("op %d differs between two plans with one seed: %+v %+v", i, a[i], b[i])
+		}
+		switch a[i].kind {
+		case opCreate:
+			live[a[i].logical] = true
+		case opUpdate, opDelete:
+			if !live[a[i].logical] {
+				t.Fatalf("op %d touches conference %d, which is not alive", i, a[i].logical)
+			}
+			if a[i].kind == opDelete {
+				delete(live, a[i].logical)
+			}
+		}
+		if len(live) < minLive {
+			t.Fatalf("only %d conferences alive after op %d", len(live), i)
+		}
+	}
+	if c := plan(4, 100, 5*time.Second, m, 10); c[0] == a[0] && c[1] == a[1] && c[2] == a[2] && c[3] == a[3] {
+		t.Error("another seed gives the same plan")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	if _, err := parseMix("create=1,update=x"); err == nil {
+		t.Error("bad mix accepted")
+	}
+	if _, err := parseMix("create=0,update=0,delete=0"); err == nil {
+		t.Error("all-zero mix accepted")
+	}
+	if m, err := parseModes("push,pull:1s,pull:250ms"); err != nil || len(m) != 3 || m[2].name() != "pull 250ms" {
+		t.Errorf("parseModes: %v %v", m, err)
+	}
+	if _, err := parseModes("pull"); err == nil {
+		t.Error("pull without an interval accepted")
+	}
+}

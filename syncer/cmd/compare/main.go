@@ -1,0 +1,245 @@
+// Command compare measures push against pull on one identical workload, and writes what it
+// found as a Markdown table, a CSV of every change's lag and a plot of the lag distributions.
+//
+// For each mode it starts the three real binaries on a fresh database and fresh stream names,
+// creates some conferences, drives an open-loop, seeded mix of creates, updates and deletes
+// through api-conference's API, waits until api-attendee's copy equals the source, then leaves
+// the system idle to see what syncing costs when nothing changes. Triggers it adds to its own
+// scratch database record when each change was written at the source and when the copy
+// caught up, from the one Postgres clock both services use, for every change: no sampling.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	rate                          float64
+	duration, idle, drain, settle time.Duration
+	mixText                       string
+	mix                           mix
+	modes                         []mode
+	seed                          uint64
+	initial, workers              int
+	out, binDir                   string
+	adminURL, redisURL            string
+}
+
+// mode is push, or pull with a poll interval.
+type mode struct {
+	kind     string
+	interval time.Duration
+}
+
+func (m mode) name() string {
+	if m.kind == "pull" {
+		return "pull " + m.interval.String()
+	}
+	return m.kind
+}
+
+func parseModes(s string) ([]mode, error) {
+	var out []mode
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "push":
+			out = append(out, mode{kind: "push"})
+		case strings.HasPrefix(part, "pull:"):
+			d, err := time.ParseDuration(strings.TrimPrefix(part, "pull:"))
+			if err != nil || d < 10*time.Millisecond {
+				return nil, fmt.Errorf("%q: want pull:<interval of at least 10ms>", part)
+			}
+			out = append(out, mode{kind: "pull", interval: d})
+		default:
+			return nil, fmt.Errorf("%q: want push or pull:<interval>", part)
+		}
+	}
+	return out, nil
+}
+
+func main() {
+	var o options
+	var modes string
+	flag.Float64Var(&o.rate, "rate", 200, "changes per second, scheduled by time (open loop)")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "how long changes are written")
+	flag.DurationVar(&o.idle, "idle", 12*time.Second, "idle stretch after the copy caught up, to measure the cost of syncing nothing")
+	flag.DurationVar(&o.settle, "settle", 11*time.Second, "wait before the idle stretch: Postgres backends report table statistics up to 10 s late")
+	flag.DurationVar(&o.drain, "drain-timeout", 60*time.Second, "how long to wait for the copy to catch up after the writes")
+	flag.StringVar(&o.mixText, "mix", "create=20,update=70,delete=10", "shares of creates, updates and deletes")
+	flag.StringVar(&modes, "modes", "push,pull:1s,pull:5s", "modes to run, in order: push, pull:<interval>")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the workload (the same for every mode)")
+	flag.IntVar(&o.initial, "initial", 100, "conferences created before measuring")
+	flag.IntVar(&o.workers, "workers", 32, "concurrent writers")
+	flag.StringVar(&o.out, "out", "out/compare", "folder for compare.md, lags.csv and lags.svg")
+	flag.StringVar(&o.binDir, "bin", "bin", "folder with the api-conference, api-attendee and syncer binaries")
+	flag.StringVar(&o.adminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres URL allowed to create databases")
+	flag.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for the stream (each mode uses fresh stream names)")
+	flag.Parse()
+
+	var err error
+	if o.mix, err = parseMix(o.mixText); err != nil {
+		fail(fmt.Errorf("-mix %w", err))
+	}
+	if o.modes, err = parseModes(modes); err != nil {
+		fail(fmt.Errorf("-modes %w", err))
+	}
+	if o.rate <= 0 || o.duration <= 0 || o.idle < 0 || o.settle < 0 || o.initial < minLive || o.workers < 1 {
+		fail(fmt.Errorf("-rate and -duration must be positive, -idle and -settle not negative, -initial at least %d, -workers at least 1", minLive))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "compare:", err)
+	os.Exit(1)
+}
+
+func run(ctx context.Context, o options, stdout, progress io.Writer) error {
+	for _, bin := range []string{"api-conference", "api-attendee", "syncer"} {
+		if _, err := os.Stat(filepath.Join(o.binDir, bin)); err != nil {
+			return fmt.Errorf("-bin: %w (build them with: go tool task build)", err)
+		}
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	logDir := filepath.Join(o.out, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	ops := plan(o.seed, o.rate, o.duration, o.mix, o.initial)
+	var results []result
+	for _, m := range o.modes {
+		r, err := runMode(ctx, o, m, ops, logDir, progress)
+		if err != nil {
+			return fmt.Errorf("%s: %w (logs in %s)", m.name(), err, logDir)
+		}
+		results = append(results, r)
+	}
+	var table strings.Builder
+	writeTable(&table, o, results)
+	fmt.Fprint(stdout, table.String())
+	if err := os.WriteFile(filepath.Join(o.out, "compare.md"), []byte(table.String()), 0o644); err != nil {
+		return err
+	}
+	if err := writeCSV(filepath.Join(o.out, "lags.csv"), results); err != nil {
+		return fmt.Errorf("write CSV: %w", err)
+	}
+	if err := writePlot(filepath.Join(o.out, "lags.svg"), results); err != nil {
+		return fmt.Errorf("write plot: %w", err)
+	}
+	fmt.Fprintf(progress, "compare: wrote %s, %s and %s\n", filepath.Join(o.out, "compare.md"), filepath.Join(o.out, "lags.csv"), filepath.Join(o.out, "lags.svg"))
+	var lost []string
+	for _, r := range results {
+		if r.lost > 0 || !r.converged {
+			lost = append(lost, r.mode.name())
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("changes were lost or the copy did not converge in: %s", strings.Join(lost, ", "))
+	}
+	return nil
+}
+
+func runMode(ctx context.Context, o options, m mode, ops []op, logDir string, progress io.Writer) (result, error) {
+	r := result{mode: m}
+	fmt.Fprintf(progress, "[%s] starting the three services\n", m.name())
+	s, err := startStack(ctx, o, m, logDir)
+	if err != nil {
+		return r, err
+	}
+	defer s.stop()
+
+	if r.pgCommit, r.redisRTT, err = floors(ctx, s.pool, o.redisURL, 300); err != nil {
+		return r, fmt.Errorf("measure floors: %w", err)
+	}
+	w := newWriter(s.conference.url, o.workers)
+	if err := w.createLocation(ctx); err != nil {
+		return r, err
+	}
+	for i := range o.initial {
+		if err := w.do(ctx, op{kind: opCreate, logical: i}); err != nil {
+			return r, fmt.Errorf("seed: %w", err)
+		}
+	}
+	if _, err := awaitConverged(ctx, s.pool, o.drain); err != nil {
+		return r, fmt.Errorf("seed did not reach api-attendee: %w", err)
+	}
+	if err := resetMeasurements(ctx, s.pool); err != nil {
+		return r, err
+	}
+
+	before, err := scrapeLoad(ctx, s.conference.url, s.pool)
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	w.run(ctx, ops, o.workers, func() {
+		fmt.Fprintf(progress, "[%s] %4.0fs/%s written %d, failed %d\n", m.name(), time.Since(start).Seconds(), o.duration, w.written.Load(), w.failed.Load())
+	})
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	r.written, r.failed = w.written.Load(), w.failed.Load()
+	if r.failed > 0 {
+		msg, _ := w.lastErr.Load().(string)
+		fmt.Fprintf(progress, "[%s] %d writes failed; the last: %s\n", m.name(), r.failed, msg)
+	}
+	writesEnd := time.Now()
+	r.drain, err = awaitConverged(ctx, s.pool, o.drain)
+	r.converged = err == nil
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(progress, "[%s] %v\n", m.name(), err)
+	}
+	r.drain = time.Since(writesEnd)
+	fmt.Fprintf(progress, "[%s] caught up %s after the last write; settling %s, then idle for %s\n", m.name(), r.drain.Round(time.Millisecond), o.settle, o.idle)
+	if err := sleep(ctx, o.settle); err != nil {
+		return r, err
+	}
+	idleStart, err := scrapeLoad(ctx, s.conference.url, s.pool)
+	if err != nil {
+		return r, err
+	}
+	r.busy, r.busyFor = idleStart.minus(before), time.Since(start)
+	if err := sleep(ctx, o.idle); err != nil {
+		return r, err
+	}
+	idleEnd, err := scrapeLoad(ctx, s.conference.url, s.pool)
+	if err != nil {
+		return r, err
+	}
+	r.idle, r.idleFor = idleEnd.minus(idleStart), o.idle
+	if r.changes, err = changes(ctx, s.pool); err != nil {
+		return r, err
+	}
+	r.summarise()
+	fmt.Fprintf(progress, "[%s] %d changes, %d applied, %d lost, lag p50 %s p99 %s\n", m.name(), len(r.changes), r.applied, r.lost,
+		ms(percentile(r.lags, .5)), ms(percentile(r.lags, .99)))
+	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
