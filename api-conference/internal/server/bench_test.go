@@ -1,0 +1,61 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"conferencego/api-conference/internal/postgres/pgtest"
+)
+
+// BenchmarkNotModified is what an idle poller costs the source: a conditional GET of the
+// conference list that answers 304. It must not grow with the number of conferences.
+//
+//	go test -run '^$' -bench NotModified ./internal/server
+func BenchmarkNotModified(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("conferences=%d", n), func(b *testing.B) {
+			f := setup(b)
+			loc := pgtest.MustCreateLocation(b, f.store)
+			// Straight into the table: the benchmark is about reading, not about how they got there.
+			if _, err := f.db.ExecContext(context.Background(), `INSERT INTO conferences
+				(name, starts, ends, max_presentations, max_attendees, location_id)
+				SELECT 'Conference ' || i, '2027-03-01', '2027-03-02', 1, 100, ? FROM generate_series(1, ?) AS i`, loc.ID, n); err != nil {
+				b.Fatal(err)
+			}
+			etag := f.must(b, 200, "GET", "/api/conferences/", nil, nil).header.Get("ETag")
+			req, err := http.NewRequest("GET", f.base+"/api/conferences/", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header.Set("If-None-Match", etag)
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotModified {
+					b.Fatalf("status %d, want 304", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFullList is the other side of the same poll: the first page (100 conferences) when
+// something changed.
+func BenchmarkFullList(b *testing.B) {
+	f := setup(b)
+	loc := pgtest.MustCreateLocation(b, f.store)
+	if _, err := f.db.ExecContext(context.Background(), `INSERT INTO conferences
+		(name, starts, ends, max_presentations, max_attendees, location_id)
+		SELECT 'Conference ' || i, '2027-03-01', '2027-03-02', 1, 100, ? FROM generate_series(1, 10000) AS i`, loc.ID); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		f.must(b, 200, "GET", "/api/conferences/", nil, nil)
+	}
+}
