@@ -152,7 +152,10 @@ func handleListConferences(store *postgres.Store) fiber.Handler {
 		c.Set(fiber.HeaderETag, etag)
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && etagMatches(inm, etag) {
-			return c.SendStatus(fiber.StatusNotModified)
+			// Status, not SendStatus: SendStatus fills the empty body with "Not Modified",
+			// which is never sent but would be counted as bytes served.
+			c.Status(fiber.StatusNotModified)
+			return nil
 		}
 		confs, more, err := store.ListConferences(c.UserContext(), after, limit)
 		if err != nil {

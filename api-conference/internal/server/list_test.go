@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,6 +112,15 @@ func TestETag(t *testing.T) {
 		}
 	}
 	notModified := func(e string) { t.Helper(); notModifiedAs(e, e) }
+	bytesServed := func() string {
+		t.Helper()
+		for _, line := range strings.Split(string(f.must(t, 200, "GET", "/metrics", nil, nil).body), "\n") {
+			if strings.HasPrefix(line, `http_response_body_bytes_total{method="GET",route="/api/conferences"}`) {
+				return line
+			}
+		}
+		return ""
+	}
 	changed := func(old string, what string) string {
 		t.Helper()
 		r := f.do(t, "GET", "/api/conferences/", nil, "If-None-Match", old)
@@ -125,7 +135,11 @@ func TestETag(t *testing.T) {
 	}
 
 	e0 := etag()
+	served := bytesServed()
 	notModified(e0)
+	if after := bytesServed(); after != served {
+		t.Errorf("a 304 counted bytes served: %q -> %q", served, after)
+	}
 	notModifiedAs("W/"+e0, e0)
 	notModifiedAs(`"something-else", `+e0, e0)
 	notModifiedAs("*", e0)
