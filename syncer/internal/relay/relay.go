@@ -1,19 +1,23 @@
 // Package relay is push mode's half of the syncer: it moves api-conference's transactional
 // outbox into a Redis stream, and notices when Redis has lost what it was given.
 //
-// A batch of outbox rows is claimed with FOR UPDATE SKIP LOCKED, written to the stream with
-// pipelined XADDs, and deleted in the same transaction only after Redis accepted every entry.
+// A batch of outbox rows is claimed and deleted by one DELETE … (SELECT … FOR UPDATE SKIP
+// LOCKED) … RETURNING, written to the stream with pipelined XADDs, and the transaction commits
+// only after Redis accepted every entry; until then the rows stay locked, and a failure
+// rolls the delete back.
 // Rows are never skipped, whatever order their transactions commit in, because nothing tracks
 // a position: whatever is still in the table is still to be published. A crash between XADD and
 // commit publishes a batch twice, which consumers absorb through the version guard.
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -181,17 +185,53 @@ func (o outboxRow) event() (changeevent.Event, error) {
 	return e, e.Validate()
 }
 
+// claimSQL claims and removes up to $1 rows in one statement. The rows come back only if the
+// transaction commits, which happens after Redis has accepted every event.
+const claimSQL = `DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id, event_id::text, conference_id, type, version, payload, occurred_at`
+
 // runOnce claims up to BatchSize outbox rows, publishes them and deletes them, and returns how
 // many it handled.
+//
+// BEGIN, the relaxed commit setting and the claiming DELETE go out as one pipeline, so a
+// batch costs two round trips to Postgres (that one, and COMMIT) and one to Redis. The commit
+// need not wait for the disk: if it is lost, the rows come back and are published again,
+// which consumers absorb.
 func (r *Relay) runOnce(ctx context.Context) (int, error) {
-	tx, err := r.pool.Begin(ctx)
+	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
+		return 0, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	inTx := false
+	defer func() {
+		if inTx {
+			// Still open: something failed. Roll back, or drop the connection if even that fails.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+				conn.Conn().Close(rctx)
+			}
+		}
+	}()
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	batch.Queue("SET LOCAL synchronous_commit = off")
+	batch.Queue(claimSQL, r.cfg.BatchSize)
+	res := conn.SendBatch(ctx, batch)
+	inTx = true
+	if _, err := res.Exec(); err != nil {
+		res.Close()
 		return 0, fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
-	rows, err := tx.Query(ctx, `SELECT id, event_id::text, conference_id, type, version, payload, occurred_at
-		FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
+	if _, err := res.Exec(); err != nil {
+		res.Close()
+		return 0, fmt.Errorf("relax commit: %w", err)
+	}
+	rows, err := res.Query()
 	if err != nil {
+		res.Close()
 		return 0, fmt.Errorf("claim outbox rows: %w", err)
 	}
 	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
@@ -199,19 +239,26 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		err := row.Scan(&o.id, &o.eventID, &o.conferenceID, &o.typ, &o.version, &o.payload, &o.occurredAt)
 		return o, err
 	})
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return 0, fmt.Errorf("read outbox rows: %w", err)
+		return 0, fmt.Errorf("claim outbox rows: %w", err)
 	}
 	if len(claimed) == 0 {
+		inTx = false
+		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+			return 0, fmt.Errorf("commit empty claim: %w", err)
+		}
 		return 0, nil
 	}
+	// DELETE … RETURNING gives no order; publish in outbox order.
+	slices.SortFunc(claimed, func(a, b outboxRow) int { return cmp.Compare(a.id, b.id) })
 
 	pipe := r.rdb.Pipeline()
-	ids := make([]int64, len(claimed))
 	var oldest time.Time
 	dead := 0
-	for i, o := range claimed {
-		ids[i] = o.id
+	for _, o := range claimed {
 		e, err := o.event()
 		var fields []string
 		if err == nil {
@@ -237,10 +284,8 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
-		return 0, fmt.Errorf("remove published outbox rows: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	inTx = false
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
 		return 0, fmt.Errorf("commit published batch: %w", err)
 	}
 	published := len(claimed) - dead
