@@ -485,3 +485,79 @@ func metricSum(t *testing.T, url, name string) float64 {
 	}
 	return sum
 }
+
+// TestConsumerDownLongerThanTheStream (push): api-attendee is killed, and while it is down more
+// changes are relayed than the stream keeps (SYNC_STREAM_MAXLEN, here its minimum, 1000), so
+// Redis trims entries the group never read: here the creates of 20 conferences that nothing
+// touches afterwards. Redis has lost events just as in a restart without persistence, and the
+// system must notice and make up for them the same way: when api-attendee is back, the VO table
+// must converge.
+func TestConsumerDownLongerThanTheStream(t *testing.T) {
+	t.Parallel()
+	const maxLen = 1000
+	s := setup(t, push, options{streamMaxLen: maxLen})
+	w := newWorkload(t, s.api, seed(t))
+	w.noRenames = true // a rename would give the trimmed conferences new events
+	ctx := context.Background()
+	w.Run(ctx, 100, 4, 100)
+	requireNoWriteErrors(t, w)
+	s.AwaitProjection(w.Created(), tombstoneRequired)
+	// The reconciles the syncer runs at its start (and their follow-ups) must be over, or one
+	// of them, retried until api-attendee is back, would make up for the trimmed entries by
+	// chance rather than by design.
+	awaitSteady(t, s.syncers[0].URL()+"/metrics", "relay_reconciles_total", 5*time.Second)
+
+	s.attendees[0].Kill()
+	trimmed := map[string]bool{}
+	for i := range 20 {
+		c, err := s.api.createConference(ctx, fmt.Sprintf("Trimmed %d", i), time.Date(2027, 9, 1+i, 9, 0, 0, 0, time.UTC), 2, 100, w.locations[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.AddCreated(c.ID)
+		trimmed[strconv.FormatInt(c.ID, 10)] = true
+	}
+	w.Run(ctx, maxLen+300, 8, 200) // the workload's own conferences only
+	requireNoWriteErrors(t, w)
+	awaitCondition(t, 30*time.Second, "the relay emptying the outbox", func() bool {
+		var rows int
+		if err := s.db.QueryRow(ctx, "SELECT count(*) FROM conference.outbox").Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		return rows == 0
+	})
+	entries, err := s.rdb.XRange(ctx, s.stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if id := fmt.Sprint(e.Values[changeevent.FieldConferenceID]); trimmed[id] {
+			t.Fatalf("the premise does not hold: the stream still holds an event of conference %s", id)
+		}
+	}
+	groups, err := s.rdb.XInfoGroups(ctx, s.stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the stream holds %d entries after %d writes; the group: %+v", len(entries), w.Writes(), groups)
+	s.attendees[0].Start()
+	s.AwaitProjection(w.Created(), absenceAllowed)
+}
+
+// awaitSteady waits until the metric name at url has not changed for quiet.
+func awaitSteady(t *testing.T, url, name string, quiet time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(quiet + 60*time.Second)
+	last, since := metricSum(t, url, name), time.Now()
+	tick := time.NewTicker(100 * time.Millisecond) // polling against the deadline
+	defer tick.Stop()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not stay the same for %s", name, quiet)
+		}
+		<-tick.C
+		if v := metricSum(t, url, name); v != last {
+			last, since = v, time.Now()
+		}
+	}
+}

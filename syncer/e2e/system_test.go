@@ -37,6 +37,7 @@ type system struct {
 	stream string
 	group  string
 	token  string
+	opts   options
 
 	conference *proc
 	attendees  []*proc
@@ -48,8 +49,8 @@ type options struct {
 	// persistRedis gives redis-server an append-only file, so that a Stop and Start keeps the
 	// stream (a Redis that is down, rather than one that lost its data).
 	persistRedis bool
-	// noSyncer starts no syncer: the test feeds the stream itself.
-	noSyncer bool
+	// streamMaxLen is the syncer's SYNC_STREAM_MAXLEN; 0 leaves its default.
+	streamMaxLen int
 }
 
 // setup starts api-conference, one api-attendee and one syncer in mode, each test with its
@@ -57,7 +58,7 @@ type options struct {
 func setup(t *testing.T, mode string, opts options) *system {
 	t.Helper()
 	s := &system{
-		t: t, mode: mode,
+		t: t, mode: mode, opts: opts,
 		dbURL:  newDatabase(t),
 		stream: "e2e." + randomHex(6) + ".changes",
 		group:  "e2e-" + randomHex(6),
@@ -74,9 +75,7 @@ func setup(t *testing.T, mode string, opts options) *system {
 	})
 	s.api = newAPIClient(s.conference.URL())
 	s.AddAttendee()
-	if !opts.noSyncer {
-		s.AddSyncer()
-	}
+	s.AddSyncer()
 	return s
 }
 
@@ -109,6 +108,9 @@ func (s *system) AddSyncer() *proc {
 	case push:
 		env["DATABASE_URL"] = s.dbURL
 		env["REDIS_URL"] = s.redis.URL()
+		if s.opts.streamMaxLen > 0 {
+			env["SYNC_STREAM_MAXLEN"] = strconv.Itoa(s.opts.streamMaxLen)
+		}
 	case pull:
 		env["SYNC_POLL_INTERVAL"] = pollInterval.String()
 	}
