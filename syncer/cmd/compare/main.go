@@ -29,6 +29,7 @@ type options struct {
 	mixText                       string
 	mix                           mix
 	modes                         []mode
+	capacity                      bool
 	seed                          uint64
 	initial, workers              int
 	out, binDir                   string
@@ -84,6 +85,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "out/compare", "folder for compare.md, lags.csv and lags.svg")
 	flag.StringVar(&o.binDir, "bin", "bin", "folder with the api-conference, api-attendee and syncer binaries")
 	flag.StringVar(&o.adminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres URL allowed to create databases")
+	flag.BoolVar(&o.capacity, "capacity", false, "instead of comparing modes, find the highest rate push sustains, next to what api-conference alone accepts")
 	flag.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for the stream (each mode uses fresh stream names)")
 	flag.Parse()
 
@@ -121,6 +123,14 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 	logDir := filepath.Join(o.out, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
+	}
+	if o.capacity {
+		var report strings.Builder
+		if err := capacity(ctx, o, &report, progress, logDir); err != nil {
+			return fmt.Errorf("capacity: %w (logs in %s)", err, logDir)
+		}
+		fmt.Fprint(stdout, report.String())
+		return os.WriteFile(filepath.Join(o.out, "capacity.md"), []byte(report.String()), 0o644)
 	}
 	ops := plan(o.seed, o.rate, o.duration, o.mix, o.initial)
 	var results []result

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,13 +27,17 @@ type stack struct {
 	attendee, syncer *proc
 	stream           string
 	cleanup          []func()
+
+	binDir, logDir, mode string
+	common, syncerEnv    []string
 }
 
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	url  string
-	done chan error
+	name     string
+	cmd      *exec.Cmd
+	url      string
+	done     chan error
+	stopOnce sync.Once
 }
 
 func randomHex(n int) string {
@@ -79,35 +84,14 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*stack, 
 		return nil, err
 	}
 
-	token := randomHex(16)
-	common := []string{"DATABASE_URL=" + s.dbURL, "REDIS_URL=" + o.redisURL, "SYNC_STREAM=" + s.stream,
-		"SYNC_GROUP=attendee", "SYNC_TOKEN=" + token, "LOG_FORMAT=json", "LOG_LEVEL=info"}
-	start := func(name string, env ...string) (*proc, error) {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		logf, err := os.Create(filepath.Join(logDir, m.name()+"-"+name+".log"))
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(filepath.Join(o.binDir, name))
-		cmd.Env = append(append(os.Environ(), common...), append(env, "HTTP_ADDR="+addr)...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return nil, fmt.Errorf("start %s: %w", name, err)
-		}
-		p := &proc{name: name, cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
-		go func() { p.done <- cmd.Wait(); logf.Close() }()
-		s.cleanup = append(s.cleanup, p.stop)
-		return p, waitHealthy(ctx, p)
-	}
-	if s.conference, err = start("api-conference"); err != nil {
+	s.binDir, s.logDir, s.mode = o.binDir, logDir, m.name()
+	s.common = []string{"DATABASE_URL=" + s.dbURL, "REDIS_URL=" + o.redisURL, "SYNC_STREAM=" + s.stream,
+		"SYNC_GROUP=attendee", "SYNC_TOKEN=" + randomHex(16), "LOG_FORMAT=json", "LOG_LEVEL=info"}
+	if s.conference, err = s.launch(ctx, "api-conference"); err != nil {
 		s.stop()
 		return nil, err
 	}
-	if s.attendee, err = start("api-attendee", "SYNC_MODE="+m.kind); err != nil {
+	if s.attendee, err = s.launch(ctx, "api-attendee", "SYNC_MODE="+m.kind); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -115,15 +99,39 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*stack, 
 		s.stop()
 		return nil, err
 	}
-	env := []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.url, "ATTENDEE_URL=" + s.attendee.url}
+	s.syncerEnv = []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.url, "ATTENDEE_URL=" + s.attendee.url}
 	if m.kind == "pull" {
-		env = append(env, "SYNC_POLL_INTERVAL="+m.interval.String())
+		s.syncerEnv = append(s.syncerEnv, "SYNC_POLL_INTERVAL="+m.interval.String())
 	}
-	if s.syncer, err = start("syncer", env...); err != nil {
+	if s.syncer, err = s.launch(ctx, "syncer", s.syncerEnv...); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// launch starts binary name on a free port with the stack's settings and env, logging to a
+// file (appended to, so a restarted process keeps its earlier log), and waits until it answers.
+func (s *stack) launch(ctx context.Context, name string, env ...string) (*proc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(s.logDir, s.mode+"-"+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(s.binDir, name))
+	cmd.Env = append(append(os.Environ(), s.common...), append(env, "HTTP_ADDR="+addr)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	s.cleanup = append(s.cleanup, p.stop)
+	return p, waitHealthy(ctx, p)
 }
 
 func waitHealthy(ctx context.Context, p *proc) error {
@@ -149,17 +157,17 @@ func waitHealthy(ctx context.Context, p *proc) error {
 	}
 }
 
+// stop ends the process with SIGTERM (SIGKILL after 15 s); calling it again does nothing.
 func (p *proc) stop() {
-	if p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
 }
 
 // stop ends the processes and drops the database, in reverse order of creation.

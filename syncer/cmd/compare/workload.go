@@ -187,7 +187,8 @@ func (w *writer) do(ctx context.Context, o op) error {
 		path := fmt.Sprintf("/api/conferences/%d/", id)
 		var err error
 		if o.kind == opUpdate {
-			_, err = w.send(ctx, "PUT", path, map[string]any{"max_attendees": 1000 + o.n})
+			// Unique per op within a run, so every update really changes the conference.
+			_, err = w.send(ctx, "PUT", path, map[string]any{"max_attendees": 1000 + o.n%900_000})
 		} else {
 			_, err = w.send(ctx, "DELETE", path, nil)
 		}
@@ -208,7 +209,13 @@ func (w *writer) run(ctx context.Context, ops []op, workers int, progress func()
 		queues[i] = make(chan op, len(ops))
 		wg.Go(func() {
 			for o := range queues[i] {
+				if ctx.Err() != nil {
+					continue // the run is over: drain the queue without writing
+				}
 				if err := w.do(ctx, o); err != nil {
+					if ctx.Err() != nil {
+						continue
+					}
 					w.failed.Add(1)
 					w.lastErr.Store(err.Error())
 					continue
