@@ -3,14 +3,18 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
@@ -560,4 +564,90 @@ func awaitSteady(t *testing.T, url, name string, quiet time.Duration) {
 			last, since = v, time.Now()
 		}
 	}
+}
+
+// TestListenerDropped (push): the relay's LISTEN connection is terminated by the server three
+// times during a burst. The relay opens a new one each time (seen in pg_stat_activity), and
+// everything arrives.
+func TestListenerDropped(t *testing.T) {
+	t.Parallel()
+	s := setup(t, push, options{})
+	sd := seed(t)
+	w := newWorkload(t, s.api, sd)
+	rng := rand.New(rand.NewPCG(uint64(sd), 97))
+	admin := connect(t, s.dbURL) // s.db belongs to this goroutine's checks; faults run here too
+	listeners := func() []int32 {
+		rows, err := admin.Query(context.Background(),
+			"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	drops := runWithFaults(t, w, 300, 60, rng, 500*time.Millisecond, 1500*time.Millisecond, func() {
+		var old []int32
+		awaitCondition(t, 30*time.Second, "a LISTEN connection", func() bool { old = listeners(); return len(old) > 0 })
+		if _, err := admin.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", old); err != nil {
+			t.Fatal(err)
+		}
+		awaitCondition(t, 30*time.Second, "a new LISTEN connection", func() bool {
+			now := listeners()
+			return len(now) > 0 && !slices.Contains(old, now[0])
+		})
+	})
+	t.Logf("dropped the LISTEN connection %d times during %d writes", drops, w.Writes())
+	if drops == 0 {
+		t.Fatal("the burst ended before the first drop")
+	}
+	requireNoWriteErrors(t, w)
+	s.AwaitProjection(w.Created(), tombstoneRequired)
+}
+
+// TestPullManyPages (pull): more conferences than one page of the list holds (the poller asks
+// for pages of up to 1000). Creates, updates and deletes on the first and the last page all
+// arrive: the poller follows the pages and finds deletes over the complete list.
+func TestPullManyPages(t *testing.T) {
+	t.Parallel()
+	s := setup(t, pull, options{})
+	w := newWorkload(t, s.api, seed(t))
+	ctx := context.Background()
+	const n = 1100
+	ids := make([]int64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k := range 8 {
+		wg.Go(func() {
+			for i := k; i < n; i += 8 {
+				var c created
+				c, errs[i] = s.api.createConference(ctx, fmt.Sprintf("Paged %d", i),
+					time.Date(2027, time.Month(1+i%12), 1+i%28, 9, 0, 0, 0, time.UTC), 2, 100, w.locations[i%3])
+				ids[i] = c.ID
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		w.AddCreated(id)
+	}
+	s.AwaitProjection(w.Created(), tombstoneRequired)
+
+	slices.Sort(ids)
+	for _, id := range []int64{ids[0], ids[500], ids[n-1]} {
+		if err := s.api.deleteConference(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []int64{ids[1], ids[999], ids[1000], ids[n-2]} {
+		if _, err := s.api.updateConference(ctx, id, map[string]any{"name": fmt.Sprintf("Paged %d, renamed", id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.AwaitProjection(w.Created(), tombstoneRequired)
 }
