@@ -1,0 +1,3 @@
+module conferencego/docker/healthcheck
+
+go 1.26.8
