@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,6 +104,8 @@ type Relay struct {
 	m         *metrics
 	wake      chan struct{}
 	reconcile chan struct{}
+	// trimSeen is the stream's first entry when a loss to trimming was last reconciled.
+	trimSeen string
 }
 
 // New returns a relay over the conference database (pool, whose search_path reaches the
@@ -371,12 +374,69 @@ func (r *Relay) watchEpoch(ctx context.Context) {
 			first = false
 			signal(r.reconcile)
 		}
+		if r.cfg.Reconcile != nil {
+			if oldest, lost, err := r.lostToTrimming(ctx); err != nil {
+				r.log.Debug("cannot check the stream for trimmed entries", "err", err)
+			} else if lost && oldest != r.trimSeen {
+				r.trimSeen = oldest
+				r.m.trimLosses.Inc()
+				r.log.Warn("the stream's length cap trimmed entries a consumer group never read; reconciling",
+					"stream", r.cfg.Stream, "oldest_entry", oldest)
+				signal(r.reconcile)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// lostToTrimming reports whether MAXLEN trimming removed entries some consumer group had not
+// read, with the stream's oldest entry as it stands. A group whose last delivered entry is
+// older than the oldest entry left has read nothing that remains; if it has more unread
+// entries than the stream now holds (Redis 7's lag: entries added minus entries read), the
+// difference was trimmed away. When Redis cannot tell the lag, a gap is taken as a loss: a
+// reconcile too many is harmless, one too few is not.
+func (r *Relay) lostToTrimming(ctx context.Context) (string, bool, error) {
+	info, err := r.rdb.XInfoStream(ctx, r.cfg.Stream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("XINFO STREAM: %w", err)
+	}
+	if info.Length == 0 {
+		return "", false, nil
+	}
+	oldest := info.FirstEntry.ID
+	groups, err := r.rdb.XInfoGroups(ctx, r.cfg.Stream).Result()
+	if err != nil {
+		return "", false, fmt.Errorf("XINFO GROUPS: %w", err)
+	}
+	for _, g := range groups {
+		if !idBefore(g.LastDeliveredID, oldest) {
+			continue // everything after what it read is still there
+		}
+		if g.Lag < 0 || g.Lag > info.Length {
+			return oldest, true, nil
+		}
+	}
+	return oldest, false, nil
+}
+
+// idBefore reports whether stream entry id a is older than b ("ms-seq", compared as numbers).
+func idBefore(a, b string) bool {
+	parse := func(id string) (uint64, uint64) {
+		ms, seq, _ := strings.Cut(id, "-")
+		m, _ := strconv.ParseUint(ms, 10, 64)
+		s, _ := strconv.ParseUint(seq, 10, 64)
+		return m, s
+	}
+	am, as := parse(a)
+	bm, bs := parse(b)
+	return am < bm || (am == bm && as < bs)
 }
 
 // reconcileLoop runs Config.Reconcile when asked and every ReconcileInterval, retrying a

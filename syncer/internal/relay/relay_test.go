@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -434,4 +435,72 @@ func TestReconcileFailureIsRetried(t *testing.T) {
 		<-done
 	}()
 	waitFor(t, "the third reconcile attempt", func() bool { return calls.Load() >= 3 })
+}
+
+// A consumer group that fell so far behind that MAXLEN trimmed entries it never read has lost
+// them; the relay notices and reconciles. A group that keeps up never triggers it.
+func TestTrimmedUnreadEntriesTriggerReconcile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := b.relay(t, Config{MaxLen: 1000, Reconcile: func(context.Context) error { return nil }})
+	if err := b.rdb.XGroupCreateMkStream(ctx, b.stream, "behind", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rdb.XGroupCreateMkStream(ctx, b.stream, "keeping-up", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(group string) {
+		for {
+			res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{b.stream, ">"}, Count: 1000, Block: -1}).Result()
+			if err == redis.Nil || (err == nil && len(res[0].Messages) == 0) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add := func(n int) {
+		pipe := b.rdb.Pipeline()
+		for i := range n {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, MaxLen: 1000, Approx: true, Values: []string{"n", strconv.Itoa(i)}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(500)
+	read("behind")
+	read("keeping-up")
+	if _, lost, err := r.lostToTrimming(ctx); err != nil || lost {
+		t.Fatalf("both groups read everything: lost=%v err=%v", lost, err)
+	}
+	// Both groups fall behind, but only "keeping-up" catches up before the cap bites.
+	add(900)
+	read("keeping-up")
+	if _, lost, err := r.lostToTrimming(ctx); err != nil || lost {
+		t.Fatalf("nothing unread was trimmed yet: lost=%v err=%v", lost, err)
+	}
+	add(3000)
+	read("keeping-up")
+	if _, lost, err := r.lostToTrimming(ctx); err != nil || !lost {
+		t.Fatalf("group behind lost entries to trimming, but lost=%v err=%v", lost, err)
+	}
+	read("behind")
+	if _, lost, err := r.lostToTrimming(ctx); err != nil || lost {
+		t.Fatalf("after it caught up: lost=%v err=%v", lost, err)
+	}
+}
+
+func TestIDBefore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{{"0-0", "1-0", true}, {"5-9", "5-10", true}, {"10-0", "9-99", false}, {"7-1", "7-1", false}} {
+		if got := idBefore(tc.a, tc.b); got != tc.want {
+			t.Errorf("idBefore(%s, %s) = %v", tc.a, tc.b, got)
+		}
+	}
 }
