@@ -1,10 +1,17 @@
-// Package e2e holds the end-to-end tests of the whole system: they build the three real
-// binaries (api-conference, api-attendee, syncer), start them against a Postgres database and a
-// redis-server of each test's own, write through api-conference's public HTTP API only, break
-// things (kill -9 of the syncer or of api-attendee, Redis restarted empty or stopped for a
-// while, api-conference stopped, transactions committing out of outbox-id order, a poison
-// stream entry, two relays and two consumers at once) and check DESIGN section 6: the
-// ConferenceVO table converges to the projection of the conference table.
+// Package e2e holds the end-to-end tests of the whole system. They build the three real
+// binaries (api-conference, api-attendee, syncer) once per test binary, start them against a
+// Postgres database and a redis-server of each test's own, with stream and group names of its
+// own, write through api-conference's public HTTP API only, break things, and check DESIGN
+// section 6: the ConferenceVO table converges to the projection of the conference table.
+//
+// In both modes (e2e_test.go): creates, updates and deletes propagate (the time taken is logged,
+// never asserted); kill -9 of the syncer, and of api-attendee, at random moments of a burst of
+// 500 writes; deletes right after a change. Push only (push_test.go): Redis restarted empty with
+// unread events in the stream; Redis down for ten seconds while writes go on; outbox rows
+// committed in reverse id order; two relays and two consumers; poison entries dead-lettered;
+// a consumer down while the stream trims entries it never read; the relay's LISTEN connection
+// terminated. Pull only (pull_test.go): api-conference down for ten seconds; a list of more than
+// one page.
 //
 // # The projection
 //
@@ -16,16 +23,17 @@
 //   - every VO row of a conference that is no longer live is a tombstone (deleted = true);
 //   - no VO row names a conference the test never created.
 //
-// A conference that was created and deleted may be absent from the VO table when the mode
+// A conference that was created and deleted may be absent from the VO table only where the mode
 // legitimately never showed it to api-attendee: in pull mode, when it lived between two polls,
-// and in push mode after Redis lost events it held (the reconcile only sees live conferences).
-// Those tests use the lenient check. Every other push test is strict: each deleted conference
-// must be tombstoned, because every one of its events went through the outbox and the stream.
-// A conference that did reach api-attendee always ends tombstoned, in every mode: a VO row of
-// a conference that is not live must be deleted.
+// and in push mode after Redis lost events (a reconcile only sees live conferences). Those tests
+// use the lenient check. Every other push test is strict: each deleted conference must have its
+// tombstone, because every event went through the outbox and the stream. A conference that did
+// reach api-attendee always ends tombstoned, in every mode, since a VO row of a conference that
+// is not live must be deleted. In push mode the check also waits for an empty outbox and no
+// pending entries in the group: nothing is left behind.
 //
 // The tests need Postgres at TEST_DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable, a server where they may create
 // databases) and the redis-server binary. Without them they skip with the reason, and fail
-// when CI is set. E2E_SEED fixes the seed of the random workload and of the kill moments.
+// when CI is set. E2E_SEED fixes the seed of the random workload and of the fault moments.
 package e2e
