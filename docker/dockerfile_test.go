@@ -190,40 +190,15 @@ func goBuildCommands(t *testing.T, build instructions.Stage, env []string) [][]s
 	return cmds
 }
 
-// dockerfileGoBuild returns the arguments of the go command and the environment with which
-// docker/Dockerfile builds pkg, to build it here exactly so, into out.
-func dockerfileGoBuild(t *testing.T, pkg, out string) (args, env []string) {
+// entrypoint is the program the final stage of docker/Dockerfile runs.
+func entrypoint(t *testing.T) string {
 	t.Helper()
 	stages := parseDockerfile(t, filepath.Join(root, "docker", "Dockerfile"))
-	build := stages[0]
-	for _, cmd := range build.Commands {
-		if e, ok := cmd.(*instructions.EnvCommand); ok {
-			for _, kv := range e.Env {
-				env = append(env, kv.Key+"="+kv.Value)
-			}
+	for _, cmd := range slices.Backward(stages[len(stages)-1].Commands) {
+		if e, ok := cmd.(*instructions.EntrypointCommand); ok && len(e.CmdLine) > 0 {
+			return e.CmdLine[0]
 		}
 	}
-	if !slices.Contains(env, "CGO_ENABLED=0") {
-		t.Fatalf("the build stage does not set CGO_ENABLED=0: %v", env)
-	}
-	// SERVICE is the build argument compose passes; the target platform is this machine's.
-	for _, words := range goBuildCommands(t, build, []string{"SERVICE=" + pkg}) {
-		target := words[len(words)-1]
-		if filepath.Clean(target) != filepath.Clean("./"+pkg) {
-			continue
-		}
-		i := slices.Index(words, "-o")
-		if i < 0 || i+1 >= len(words) {
-			t.Fatalf("go build without -o: %v", words)
-		}
-		args = slices.Concat(words[1:i], []string{"-o", out}, words[i+2:])
-		for _, flag := range []string{"-trimpath", "-ldflags=-s -w"} {
-			if !slices.Contains(args, flag) {
-				t.Fatalf("the Dockerfile builds %s without %s: go %v", pkg, flag, args)
-			}
-		}
-		return args, env
-	}
-	t.Fatalf("docker/Dockerfile has no go build of ./%s", pkg)
-	return nil, nil
+	t.Fatal("docker/Dockerfile: the final stage has no ENTRYPOINT")
+	return ""
 }

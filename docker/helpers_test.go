@@ -140,16 +140,7 @@ func redact(raw string) string {
 // services are the three binaries, named as their directories in the workspace.
 var services = []string{"api-conference", "api-attendee", "syncer"}
 
-type build struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-var (
-	binDir string
-	builds = map[string]*build{"api-conference": {}, "api-attendee": {}, "syncer": {}, "docker/healthcheck": {}}
-)
+var binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "conferencego-docker-")
@@ -163,28 +154,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary returns the path of the workspace package pkg ("api-conference", …,
-// "docker/healthcheck") built once per test binary with the very command and environment the
-// Dockerfile's build stage uses, so that the binary tested is the binary shipped.
+// binary returns the path of the service's binary ("api-conference", …) or of
+// "docker/healthcheck" as the image holds it: built by replaying docker/Dockerfile, so that the
+// binary tested is the binary shipped.
 func binary(t *testing.T, pkg string) string {
 	t.Helper()
-	b := builds[pkg]
-	b.once.Do(func() {
-		out := filepath.Join(binDir, filepath.Base(pkg))
-		args, env := dockerfileGoBuild(t, pkg, out)
-		cmd := exec.Command("go", args...)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), env...)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
-			return
-		}
-		b.path = out
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
+	if pkg == "docker/healthcheck" {
+		return filepath.Join(image(t, services[0]), "healthcheck")
 	}
-	return b.path
+	return filepath.Join(image(t, pkg), entrypoint(t))
 }
 
 // proc is a running service binary; it gets SIGTERM when its test ends, and its log is printed
