@@ -246,3 +246,41 @@ func metricSum(t *testing.T, url, name string) float64 {
 	}
 	return sum
 }
+
+// TestDatabaseConnectionsDropped: three times during a burst, the server terminates every
+// connection to the test's database (what the services see of a Postgres restart). Writes in
+// flight may fail then; the services reconnect by themselves, none of them exits, and the VO
+// table converges.
+func TestDatabaseConnectionsDropped(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{push, pull} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			s := setup(t, mode, options{})
+			sd := seed(t)
+			w := newWorkload(t, s.api, sd)
+			rng := rand.New(rand.NewPCG(uint64(sd), 96))
+			admin := connectAdmin(t)
+			t.Cleanup(func() { admin.Close(context.Background()) })
+			dbName := s.dbName()
+			terminated := 0
+			drops := runWithFaults(t, w, 300, 60, rng, time.Second, 2*time.Second, func() {
+				var n int
+				// s.db is the check's own connection, and stays.
+				if err := admin.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+					WHERE datname = $1 AND pid <> $2`, dbName, s.db.PgConn().PID()).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				terminated += n
+			})
+			t.Logf("terminated %d connections in %d rounds during %d writes; %d writes failed", terminated, drops, w.Writes(), len(w.Errors()))
+			if errs := w.Errors(); len(errs) > 0 {
+				t.Logf("the first failed write: %v", errs[0])
+			}
+			if drops == 0 {
+				t.Fatal("the burst ended before the first round")
+			}
+			s.AwaitProjection(w.Created(), deletesIn(mode))
+		})
+	}
+}

@@ -126,6 +126,11 @@ func name(bin string, i int) string {
 	return bin + "-" + strconv.Itoa(i+1)
 }
 
+// dbName is the name of the test's database.
+func (s *system) dbName() string {
+	return s.db.Config().Database
+}
+
 // Check reports every process that ended without the test asking.
 func (s *system) Check() error {
 	var errs []error
