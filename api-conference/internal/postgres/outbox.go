@@ -59,6 +59,9 @@ func Payload(c conference.Conference) changeevent.Conference {
 	}
 }
 
+// insertOutbox writes rows to the outbox, bumps the change marker and notifies the relay, in
+// one statement: each round trip here is spent inside the writer's transaction, and on the
+// way of every change to its consumers.
 func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
 	var (
 		values strings.Builder
@@ -77,20 +80,25 @@ func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
 		args = append(args, r.ConferenceID, r.Type, r.Version, payload)
 		slots = append(slots, r.ConferenceID%markerSlots)
 	}
-	if _, err := tx.NewRaw("INSERT INTO outbox (conference_id, type, version, payload) VALUES "+values.String(), args...).Exec(ctx); err != nil {
+	// Marker slots are bumped in ascending order, so two transactions that touch the same
+	// slots take their row locks in the same order and cannot deadlock. pg_notify is
+	// delivered at commit, and only if the transaction commits.
+	args = append(args, pgdialect.Array(slots), changeevent.NotifyChannel)
+	query := `WITH inserted AS (
+    INSERT INTO outbox (conference_id, type, version, payload) VALUES ` + values.String() + ` RETURNING 1
+), bumped AS (
+    UPDATE change_marker SET n = n + m.k
+    FROM (SELECT s, count(*) AS k FROM unnest(?::smallint[]) AS s GROUP BY s ORDER BY s) AS m
+    WHERE slot = m.s RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM bumped), pg_notify(?, '')`
+	var inserted, bumped int
+	var notified string
+	if err := tx.NewRaw(query, args...).Scan(ctx, &inserted, &bumped, &notified); err != nil {
 		return fmt.Errorf("write outbox: %w", translate(err))
 	}
-	// Slots in ascending order, so two transactions that touch the same slots take their row
-	// locks in the same order and cannot deadlock.
-	if _, err := tx.NewRaw(
-		"UPDATE change_marker SET n = n + m.k FROM (SELECT s, count(*) AS k FROM unnest(?::smallint[]) AS s GROUP BY s ORDER BY s) AS m WHERE slot = m.s",
-		pgdialect.Array(slots),
-	).Exec(ctx); err != nil {
-		return fmt.Errorf("bump change marker: %w", translate(err))
-	}
-	// Delivered at commit, and only if the transaction commits.
-	if _, err := tx.NewRaw("SELECT pg_notify(?, '')", changeevent.NotifyChannel).Exec(ctx); err != nil {
-		return fmt.Errorf("notify relay: %w", translate(err))
+	if inserted != len(rows) {
+		return fmt.Errorf("write outbox: %d rows written of %d", inserted, len(rows))
 	}
 	return nil
 }
