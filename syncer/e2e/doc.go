@@ -6,7 +6,8 @@
 //
 // In both modes (e2e_test.go): creates, updates and deletes propagate (the time taken is logged,
 // never asserted); kill -9 of the syncer, and of api-attendee, at random moments of a burst of
-// 500 writes; deletes right after a change. Push only (push_test.go): Redis restarted empty with
+// 500 writes; kill -9 of api-conference; every database connection terminated; deletes right
+// after a change. Push only (push_test.go): Redis restarted empty with
 // unread events in the stream; Redis down for ten seconds while writes go on; outbox rows
 // committed in reverse id order; two relays and two consumers; poison entries dead-lettered;
 // a consumer down while the stream trims entries it never read; the relay's LISTEN connection

@@ -247,6 +247,29 @@ func metricSum(t *testing.T, url, name string) float64 {
 	return sum
 }
 
+// TestConferenceKilled: kill -9 of api-conference at random moments of a burst, restarted
+// each time. Writes in flight fail (and may or may not have committed: the check reads what
+// the database holds), but a change and its event commit together or not at all, so the VO
+// table converges.
+func TestConferenceKilled(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{push, pull} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			s := setup(t, mode, options{})
+			sd := seed(t)
+			w := newWorkload(t, s.api, sd)
+			rng := rand.New(rand.NewPCG(uint64(sd), 95))
+			kills := runWithFaults(t, w, 300, 60, rng, time.Second, 2500*time.Millisecond, s.conference.Restart)
+			t.Logf("killed api-conference %d times during %d writes; %d writes failed", kills, w.Writes(), len(w.Errors()))
+			if kills == 0 {
+				t.Fatal("the burst ended before the first kill")
+			}
+			s.AwaitProjection(w.Created(), deletesIn(mode))
+		})
+	}
+}
+
 // TestDatabaseConnectionsDropped: three times during a burst, the server terminates every
 // connection to the test's database (what the services see of a Postgres restart). Writes in
 // flight may fail then; the services reconnect by themselves, none of them exits, and the VO
