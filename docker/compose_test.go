@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -277,6 +278,30 @@ func TestComposeCredentials(t *testing.T) {
 			if url.PathEscape(v) != v || strings.ContainsAny(v, "@:/?#") {
 				t.Errorf(".env.example: %s has characters a URL would need escaped", k)
 			}
+		}
+	}
+}
+
+// TestEnvFiles shows that .env.example is committed and says what it is, and that .env, which
+// holds the real passwords, cannot be committed.
+func TestEnvFiles(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join(root, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(string(data), "\n"); !strings.Contains(first, "DEVELOPMENT VALUES") {
+		t.Errorf(".env.example begins %q; want it to say at once that its values are for development", first)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		unavailable(t, "git is not installed: cannot ask it what it ignores")
+	}
+	for file, wantIgnored := range map[string]bool{".env": true, ".env.example": false} {
+		cmd := exec.Command("git", "check-ignore", "--quiet", "--no-index", file)
+		cmd.Dir = root
+		err := cmd.Run()
+		if ignored := err == nil; ignored != wantIgnored {
+			t.Errorf("git check-ignore %s: ignored %v (%v), want %v", file, ignored, err, wantIgnored)
 		}
 	}
 }
