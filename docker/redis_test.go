@@ -141,6 +141,8 @@ func TestRedisACL(t *testing.T) {
 		return nil
 	})
 	must("syncer XADD stream and dead letters", err)
+	must("syncer XINFO STREAM", syncer.XInfoStream(ctx, stream).Err())
+	must("syncer XINFO GROUPS", syncer.XInfoGroups(ctx, stream).Err())
 	res, err := attendee.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c1", Streams: []string{stream, ">"}, Count: 10, Block: 100 * time.Millisecond}).Result()
 	must("attendee XREADGROUP", err)
 	if len(res) != 1 || len(res[0].Messages) != 1 {
@@ -177,6 +179,7 @@ func TestRedisACL(t *testing.T) {
 	wantNoPerm(t, "syncer XREADGROUP", syncer.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "x", Streams: []string{stream, ">"}, Block: -1}).Err())
 	wantNoPerm(t, "syncer XACK", syncer.XAck(ctx, stream, group, id).Err())
 	wantNoPerm(t, "syncer XGROUP DESTROY", syncer.XGroupDestroy(ctx, stream, group).Err())
+	wantNoPerm(t, "syncer XINFO CONSUMERS", syncer.XInfoConsumers(ctx, stream, group).Err())
 	wantNoPerm(t, "attendee XADD to the stream", attendee.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"forged", "1"}}).Err())
 	wantNoPerm(t, "attendee SETNX epoch", attendee.SetNX(ctx, epoch, "1", 0).Err())
 	wantNoPerm(t, "attendee XGROUP DESTROY", attendee.XGroupDestroy(ctx, stream, group).Err())

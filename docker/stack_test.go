@@ -20,9 +20,11 @@ func TestStack(t *testing.T) {
 	db := newStackDB(t)
 	rdb := newStackRedis(t)
 	const token = "test-sync-token"
-	stream := map[string]string{"SYNC_STREAM": "conference.changes", "SYNC_GROUP": "attendee"}
+	// Debug logs too: a refused command that a service only logs at debug level (a best-effort
+	// check) must not pass unseen.
+	stream := map[string]string{"SYNC_STREAM": "conference.changes", "SYNC_GROUP": "attendee", "LOG_LEVEL": "debug"}
 
-	conf := startService(t, "api-conference", map[string]string{"DATABASE_URL": db.url["api-conference"]})
+	conf := startService(t, "api-conference", map[string]string{"DATABASE_URL": db.url["api-conference"], "LOG_LEVEL": "debug"})
 	att := startService(t, "api-attendee", merge(stream, map[string]string{
 		"DATABASE_URL": db.url["api-attendee"], "REDIS_URL": rdb.url("attendee"),
 		"SYNC_MODE": "push", "SYNC_TOKEN": token, "SYNC_CLAIM_IDLE": "1s",
@@ -83,8 +85,10 @@ func TestStack(t *testing.T) {
 			t.Errorf("healthcheck %s/readyz (%s): %v\n%s", p.url, p.name, err, out)
 		}
 		// A refused command or statement would surface here, even where a retry hid it.
-		if strings.Contains(p.log.String(), `"level":"ERROR"`) {
-			t.Errorf("%s logged an error", p.name)
+		for _, bad := range []string{`"level":"ERROR"`, "NOPERM", "permission denied"} {
+			if strings.Contains(p.log.String(), bad) {
+				t.Errorf("%s logged %s", p.name, bad)
+			}
 		}
 	}
 }
