@@ -4,45 +4,77 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestStack runs the three services, built as the Dockerfile builds them, against a database
-// set up by the Postgres init and a redis-server with the ACL file, each service with its own
-// role and its own Redis user, in push mode: a conference created in api-conference arrives in
-// api-attendee through the outbox, the relay and the stream. The image's health check passes
-// against each of them.
+// TestStack runs the stack of compose.yaml without Docker, in each mode: the three services,
+// built as the Dockerfile builds them, with the environment compose gives them (read from
+// compose.yaml and .env.example; only addresses and credentials are replaced by this test's),
+// against a database set up by the Postgres init and a redis-server with the ACL file, each
+// service as its own role and its own Redis user. A conference created in api-conference
+// arrives in api-attendee, an update follows, and registration works on the copy; the image's
+// health check passes against each service.
 func TestStack(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []string{"push", "pull"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testStack(t, mode)
+		})
+	}
+}
+
+func testStack(t *testing.T, mode string) {
+	project := loadCompose(t, map[string]string{"SYNC_MODE": mode})
 	db := newStackDB(t)
 	rdb := newStackRedis(t)
-	const token = "test-sync-token"
-	// Debug logs too: a refused command that a service only logs at debug level (a best-effort
-	// check) must not pass unseen.
-	stream := map[string]string{"SYNC_STREAM": "conference.changes", "SYNC_GROUP": "attendee", "LOG_LEVEL": "debug"}
 
-	conf := startService(t, "api-conference", map[string]string{"DATABASE_URL": db.url["api-conference"], "LOG_LEVEL": "debug"})
-	att := startService(t, "api-attendee", merge(stream, map[string]string{
-		"DATABASE_URL": db.url["api-attendee"], "REDIS_URL": rdb.url("attendee"),
-		"SYNC_MODE": "push", "SYNC_TOKEN": token, "SYNC_CLAIM_IDLE": "1s",
-	}))
-	syncer := startService(t, "syncer", merge(stream, map[string]string{
-		"DATABASE_URL": db.url["syncer"], "REDIS_URL": rdb.url("syncer"),
-		"SYNC_MODE": "push", "SYNC_TOKEN": token,
-		"CONFERENCE_URL": conf.url, "ATTENDEE_URL": att.url,
-	}))
+	// env is compose's environment of svc with the addresses and credentials of this test.
+	env := func(svc string, urls map[string]string) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for k, v := range project.Services[svc].Environment {
+			switch k {
+			case "HTTP_ADDR":
+				continue // startService picks a free port
+			case "DATABASE_URL":
+				out[k] = db.url[svc]
+			case "REDIS_URL":
+				u, err := url.Parse(*v)
+				if err != nil {
+					t.Fatalf("%s REDIS_URL: %v", svc, err)
+				}
+				out[k] = rdb.url(u.User.Username())
+			case "CONFERENCE_URL", "ATTENDEE_URL":
+				out[k] = urls[k]
+			case "LOG_LEVEL":
+				// Debug too: a refused command that a service logs only at debug level (a
+				// best-effort check) must not pass unseen.
+				out[k] = "debug"
+			default:
+				out[k] = *v
+			}
+		}
+		return out
+	}
+	conf := startService(t, "api-conference", env("api-conference", nil))
+	att := startService(t, "api-attendee", env("api-attendee", nil))
+	att.token = *project.Services["api-attendee"].Environment["SYNC_TOKEN"]
+	syncer := startService(t, "syncer", env("syncer", map[string]string{"CONFERENCE_URL": conf.url, "ATTENDEE_URL": att.url}))
 
+	// Pull mode sees a change within SYNC_POLL_INTERVAL; push mode at once.
+	const within = 30 * time.Second
 	c := createConference(t, conf, "StackCon")
-	waitFor(t, 30*time.Second, "the conference arrives in api-attendee", func() error {
+	waitFor(t, within, "the conference arrives in api-attendee", func() error {
 		_, err := att.do("GET", fmt.Sprintf("/api/conferences/%d/", c.ID), nil, 200)
 		return err
 	})
-	// An update travels the same way; registration works on the copy.
 	conf.mustDo(t, "PUT", fmt.Sprintf("/api/conferences/%d/", c.ID), map[string]any{"name": "StackCon 2027"}, 200, nil)
-	waitFor(t, 30*time.Second, "the update arrives in api-attendee", func() error {
+	waitFor(t, within, "the update arrives in api-attendee", func() error {
 		var got struct {
 			Name    string `json:"name"`
 			Version int64  `json:"version"`
@@ -62,20 +94,22 @@ func TestStack(t *testing.T) {
 	att.mustDo(t, "POST", fmt.Sprintf("/api/conferences/%d/attendees/", c.ID),
 		map[string]any{"email": "grace@example.com", "name": "Grace Hopper"}, 201, nil)
 
-	// The relay, as the syncer role, emptied the outbox; the syncer user set the epoch marker.
-	admin := connectURL(t, onDatabase(t, adminURL(), db.name))
-	waitFor(t, 10*time.Second, "the outbox is empty", func() error {
-		var n int
-		if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM conference.outbox").Scan(&n); err != nil {
-			return err
+	if mode == "push" {
+		// The relay, as the syncer role, emptied the outbox; the syncer user set the epoch.
+		admin := connectURL(t, onDatabase(t, adminURL(), db.name))
+		waitFor(t, 10*time.Second, "the outbox is empty", func() error {
+			var n int
+			if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM conference.outbox").Scan(&n); err != nil {
+				return err
+			}
+			if n != 0 {
+				return fmt.Errorf("%d rows left", n)
+			}
+			return nil
+		})
+		if n, err := rdb.client(t, "inspector").Exists(context.Background(), "conference.changes.epoch").Result(); err != nil || n != 1 {
+			t.Errorf("epoch marker: exists %d, %v", n, err)
 		}
-		if n != 0 {
-			return fmt.Errorf("%d rows left", n)
-		}
-		return nil
-	})
-	if n, err := rdb.client(t, "inspector").Exists(context.Background(), "conference.changes.epoch").Result(); err != nil || n != 1 {
-		t.Errorf("epoch marker: exists %d, %v", n, err)
 	}
 
 	// The compose health check: the image's healthcheck binary against /readyz.
@@ -91,14 +125,4 @@ func TestStack(t *testing.T) {
 			}
 		}
 	}
-}
-
-func merge(maps ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range maps {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
 }
