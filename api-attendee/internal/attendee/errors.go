@@ -14,6 +14,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrUnavailable is a failure of a dependency (the database went away mid-request): not
+	// the client's fault, and worth retrying.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // FieldError says what is wrong with one input field.

@@ -6,10 +6,13 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
 	"regexp"
 	"time"
 
@@ -116,6 +119,9 @@ func translate(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return conference.ErrNotFound
 	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", conference.ErrUnavailable, err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
@@ -126,4 +132,18 @@ func translate(err error) error {
 		}
 	}
 	return err
+}
+
+// unavailable reports errors that say the database, not the request, failed: a connection
+// terminated by the server (a restart, an administrator), a broken connection, a server that
+// refuses connections for now. They answer 503, so that clients retry, rather than 500.
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		class := pgErr.Code[:2]
+		return class == "57" || class == "08" || class == "53"
+	}
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.As(err, &netErr) || pgconn.SafeToRetry(err)
 }

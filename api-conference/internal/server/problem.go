@@ -49,6 +49,8 @@ func toProblem(err error) problem {
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.As(err, &fiberErr):
 		p.Status, p.Detail = fiberErr.Code, fiberErr.Message
+	case errors.Is(err, conference.ErrUnavailable):
+		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is not answering; try again shortly"
 	case errors.Is(err, context.DeadlineExceeded):
 		p.Status, p.Detail = http.StatusServiceUnavailable, "the request took too long; try again"
 	default:
@@ -66,6 +68,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if p.Status >= 500 {
 			log.ErrorContext(c.UserContext(), "request failed",
 				"method", c.Method(), "path", c.Path(), "status", p.Status, "err", err)
+		}
+		if p.Status == http.StatusServiceUnavailable {
+			c.Set(fiber.HeaderRetryAfter, "1")
 		}
 		if p.Status == http.StatusMethodNotAllowed && c.GetRespHeader(fiber.HeaderAllow) == "" {
 			c.Set(fiber.HeaderAllow, "GET, HEAD")

@@ -556,3 +556,31 @@ func TestMetricsSurviveConcurrentRequests(t *testing.T) {
 		}
 	}
 }
+
+// A connection the server terminated (a Postgres restart, an administrator) fails the request
+// that meets it with 503 and Retry-After, not 500; the next request gets a fresh connection.
+func TestTerminatedConnectionIs503(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	loc := f.mustLocation(t)
+	f.db.SetMaxOpenConns(1) // one connection, so the test knows which one to kill
+	var pid int
+	if err := f.db.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed bool
+	if err := admin.QueryRowContext(context.Background(), "SELECT pg_terminate_backend($1)", pid).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate backend %d: %v %v", pid, killed, err)
+	}
+	r := f.do(t, "GET", loc.Href, nil)
+	checkProblem(t, r, 503)
+	if got := r.header.Get("Retry-After"); got == "" {
+		t.Error("503 without Retry-After")
+	}
+	f.must(t, 200, "GET", loc.Href, nil, nil)
+}
