@@ -50,6 +50,9 @@ type Config struct {
 	// ReconcileInterval if that is positive. Nil turns self-healing off.
 	Reconcile         func(ctx context.Context) error
 	ReconcileInterval time.Duration
+	// LongOutage is how long publishing may fail before its recovery triggers a reconcile:
+	// well under api-conference's OUTBOX_RETENTION, after which unpublished rows are pruned.
+	LongOutage time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -67,6 +70,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EpochCheck == 0 {
 		c.EpochCheck = time.Second
+	}
+	if c.LongOutage == 0 {
+		c.LongOutage = time.Hour
 	}
 }
 
@@ -138,18 +144,31 @@ func (r *Relay) Run(ctx context.Context) error {
 	sweep := time.NewTicker(r.cfg.Sweep)
 	defer sweep.Stop()
 	bo := backoff.New(100*time.Millisecond, 10*time.Second)
+	var failingSince time.Time
 	for {
 		n, err := r.runOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
 			r.m.errors.Inc()
-			r.log.Warn("publishing the outbox failed; retrying", "err", err)
+			r.log.Warn("publishing the outbox failed; retrying", "err", err, "failing_for", time.Since(failingSince).Round(time.Second).String())
 			if !bo.Wait(ctx) {
 				return nil
 			}
 			continue
+		}
+		if !failingSince.IsZero() {
+			// api-conference prunes outbox rows older than its retention; after an outage that
+			// long some events may never have been published at all.
+			if outage := time.Since(failingSince); outage >= r.cfg.LongOutage && r.cfg.Reconcile != nil {
+				r.log.Warn("publishing works again after a long outage; reconciling in case old outbox rows were pruned", "outage", outage.Round(time.Second).String())
+				signal(r.reconcile)
+			}
+			failingSince = time.Time{}
 		}
 		bo.Reset()
 		if n == r.cfg.BatchSize {

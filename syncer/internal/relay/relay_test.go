@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
@@ -503,4 +507,50 @@ func TestIDBefore(t *testing.T) {
 			t.Errorf("idBefore(%s, %s) = %v", tc.a, tc.b, got)
 		}
 	}
+}
+
+// Recovering from an outage longer than LongOutage reconciles: api-conference may have pruned
+// outbox rows that were never published meanwhile.
+func TestRecoveryFromLongOutageReconciles(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// A Redis that refuses connections until the test starts one on its port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	b.rdb = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { b.rdb.Close() })
+	var calls atomic.Int64
+	r := b.relay(t, Config{LongOutage: 300 * time.Millisecond, EpochCheck: time.Hour, Reconcile: func(context.Context) error {
+		calls.Add(1)
+		return nil
+	}})
+	commitEvent(t, b.pool, 1, 1, changeevent.Created)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor(t, "a few failed publishing rounds", func() bool { return testutilCounter(r.m.errors) >= 3 })
+	before := calls.Load()
+	srv := exec.Command("redis-server", "--port", strings.Split(addr, ":")[1], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := srv.Start(); err != nil {
+		unavailable(t, "redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	waitFor(t, "the outbox to drain", func() bool { return outboxCount(t, b.pool) == 0 })
+	waitFor(t, "a reconcile after the outage", func() bool { return calls.Load() > before })
+}
+
+func testutilCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
 }
