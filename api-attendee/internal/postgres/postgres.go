@@ -86,8 +86,17 @@ func Migrate(ctx context.Context, db *bun.DB, schema string) error {
 		_, _ = conn.ExecContext(unlockCtx, "SELECT pg_advisory_unlock(?)", key)
 	}()
 
-	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("migrate: create schema %s: %w", schema, err)
+	// Only create the schema when it is missing: Postgres checks the CREATE privilege on the
+	// database even for CREATE SCHEMA IF NOT EXISTS of a schema that exists, and a deployment
+	// that made the schema for this service's role need not grant that privilege.
+	var exists bool
+	if err := conn.NewRaw("SELECT to_regnamespace(?) IS NOT NULL", schema).Scan(ctx, &exists); err != nil {
+		return fmt.Errorf("migrate: look for schema %s: %w", schema, err)
+	}
+	if !exists {
+		if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("migrate: create schema %s: %w", schema, err)
+		}
 	}
 	migrations := migrate.NewMigrations()
 	if err := migrations.Discover(migrationFiles); err != nil {
