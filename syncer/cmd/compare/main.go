@@ -153,7 +153,7 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 	if err := writePlot(filepath.Join(o.out, "lags.svg"), results); err != nil {
 		return fmt.Errorf("write plot: %w", err)
 	}
-	fmt.Fprintf(progress, "compare: wrote %s, %s and %s\n", filepath.Join(o.out, "compare.md"), filepath.Join(o.out, "lags.csv"), filepath.Join(o.out, "lags.svg"))
+	fmt.Fprintf(progress, "compare: wrote compare.md, lags.csv, lags.svg and lags.png in %s\n", o.out)
 	var lost []string
 	for _, r := range results {
 		if r.lost > 0 || !r.converged {

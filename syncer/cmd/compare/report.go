@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -168,7 +169,11 @@ func writePlot(path string, results []result) error {
 		p.Add(line)
 		p.Legend.Add(r.mode.name(), line)
 	}
-	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+	if err := p.Save(8*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return err
+	}
+	// The same picture as PNG, for viewers that do not show SVG.
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, strings.TrimSuffix(path, ".svg")+".png")
 }
 
 var plotColors = []color.Color{
