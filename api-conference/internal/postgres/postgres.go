@@ -145,12 +145,13 @@ func translate(err error) error {
 
 // unavailable reports errors that say the database, not the request, failed: a connection
 // terminated by the server (a restart, an administrator), a broken connection, a server that
-// refuses connections for now. They answer 503, so that clients retry, rather than 500.
+// refuses connections for now, a transaction chosen as a deadlock victim. They answer 503, so
+// that clients retry, rather than 500.
 func unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		class := pgErr.Code[:2]
-		return class == "57" || class == "08" || class == "53"
+		return class == "57" || class == "08" || class == "53" || class == "40"
 	}
 	var netErr net.Error
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
