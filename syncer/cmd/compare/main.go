@@ -225,7 +225,7 @@ func runMode(ctx context.Context, o options, m mode, ops []op, logDir string, pr
 	if err != nil {
 		return r, err
 	}
-	r.busy, r.busyFor = idleStart.minus(before), time.Since(start)
+	r.busy = idleStart.minus(before)
 	if err := sleep(ctx, o.idle); err != nil {
 		return r, err
 	}

@@ -29,7 +29,7 @@ type result struct {
 	drain                           time.Duration
 	converged                       bool
 	busy, idle                      load
-	busyFor, idleFor                time.Duration
+	idleFor                         time.Duration
 	pgCommit, redisRTT              time.Duration
 }
 
