@@ -8,131 +8,36 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	sharedpgtest "conferencego/pgschema/pgtest"
 )
 
-// testDatabase holds the per-test schemas.
-const testDatabase = "conferencego_test"
-
-// AdminURL is the URL of the server's maintenance database.
-func AdminURL() string {
-	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// NewSchema creates a fresh schema for tb, migrated with this service's migrations, and
+// returns a database handle whose search_path is that schema, and the schema's name.
+func NewSchema(tb testing.TB) (*bun.DB, string) {
+	tb.Helper()
+	return sharedpgtest.NewSchema(tb, postgres.Migrate)
 }
+
+// NewDatabase creates an empty database for tb and returns its URL.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	return sharedpgtest.NewDatabase(tb)
+}
+
+// AdminURL is the URL of the test server's maintenance database.
+func AdminURL() string { return sharedpgtest.AdminURL() }
 
 // URLFor returns AdminURL pointed at database name.
 func URLFor(tb testing.TB, name string) string {
 	tb.Helper()
-	u, err := url.Parse(AdminURL())
-	if err != nil {
-		tb.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-func admin(tb testing.TB) *pgx.Conn {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, AdminURL())
-	if err != nil {
-		msg := fmt.Sprintf("Postgres is not reachable at %s (set TEST_DATABASE_URL): %v", AdminURL(), err)
-		if os.Getenv("CI") != "" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return conn
-}
-
-// NewDatabase creates an empty database for tb and returns its URL. It is dropped when tb ends.
-func NewDatabase(tb testing.TB) string {
-	tb.Helper()
-	conn := admin(tb)
-	defer conn.Close(context.Background())
-	name := "t_" + randomName()
-	if _, err := conn.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("create database %s: %v", name, err)
-	}
-	tb.Cleanup(func() {
-		conn := admin(tb)
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	return URLFor(tb, name)
-}
-
-func ensureTestDatabase(tb testing.TB) {
-	tb.Helper()
-	conn := admin(tb)
-	defer conn.Close(context.Background())
-	var exists bool
-	if err := conn.QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", testDatabase).Scan(&exists); err != nil {
-		tb.Fatalf("look for database %s: %v", testDatabase, err)
-	}
-	if exists {
-		return
-	}
-	_, err := conn.Exec(context.Background(), "CREATE DATABASE "+testDatabase)
-	var pgErr *pgconn.PgError
-	// Test binaries of several packages race to create it; losing the race is fine.
-	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505")) {
-		tb.Fatalf("create database %s: %v", testDatabase, err)
-	}
-}
-
-// NewSchema creates and migrates a fresh schema for tb and returns a database handle whose
-// search_path is that schema, and the schema's name. The schema is dropped when tb ends.
-func NewSchema(tb testing.TB) (*bun.DB, string) {
-	tb.Helper()
-	ensureTestDatabase(tb)
-	schema := "t_" + randomName()
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, URLFor(tb, testDatabase), schema)
-	if err != nil {
-		tb.Fatalf("open test schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-		db.Close()
-	})
-	if err := postgres.Migrate(ctx, db, schema); err != nil {
-		tb.Fatalf("migrate test schema: %v", err)
-	}
-	return db, schema
-}
-
-// SchemaURL returns the URL of the database that holds NewSchema's schemas.
-func SchemaURL(tb testing.TB) string {
-	tb.Helper()
-	return URLFor(tb, testDatabase)
-}
-
-func randomName() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return sharedpgtest.URLFor(tb, name)
 }
 
 // MustCreateLocation stores a valid location in state TX and returns it.
