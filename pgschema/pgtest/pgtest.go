@@ -126,12 +126,6 @@ func NewSchema(tb testing.TB, migrate Migrator) (*bun.DB, string) {
 	return db, schema
 }
 
-// SchemaURL returns the URL of the database that holds NewSchema's schemas.
-func SchemaURL(tb testing.TB) string {
-	tb.Helper()
-	return URLFor(tb, testDatabase)
-}
-
 func randomName() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

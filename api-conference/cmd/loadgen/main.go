@@ -155,7 +155,9 @@ func (s scenario) drive(ctx context.Context, c *http.Client, n int, d time.Durat
 				if err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()
-						first = cmpErr(first, err)
+						if first == nil {
+							first = err
+						}
 						mu.Unlock()
 					}
 					break
@@ -177,13 +179,6 @@ func (s scenario) drive(ctx context.Context, c *http.Client, n int, d time.Durat
 	}
 	slices.Sort(all)
 	return result{name: s.name, requests: len(all), errors: errs, took: time.Since(start), lat: all}, nil
-}
-
-func cmpErr(old, err error) error {
-	if old != nil {
-		return old
-	}
-	return err
 }
 
 func send(c *http.Client, method, u string, body []byte) (int, error) {

@@ -37,7 +37,7 @@ func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.
 	out := make([]outboxRow, len(rows))
 	for i, r := range rows {
 		confs[i] = r.domain()
-		payload, err := changeevent.MarshalData(Payload(confs[i]))
+		payload, err := changeevent.MarshalData(eventData(confs[i]))
 		if err != nil {
 			return nil, err
 		}
@@ -50,8 +50,8 @@ func recordDelete(ctx context.Context, tx bun.Tx, id, version int64) error {
 	return insertOutbox(ctx, tx, []outboxRow{{ConferenceID: id, Type: string(changeevent.Deleted), Version: version}})
 }
 
-// Payload is what a conference publishes: the contract's view of it.
-func Payload(c conference.Conference) changeevent.Conference {
+// eventData is what a conference publishes: the contract's view of it.
+func eventData(c conference.Conference) changeevent.Conference {
 	return changeevent.Conference{
 		ID: c.ID, Href: changeevent.Href(c.ID), Name: c.Name, Starts: c.Starts, Ends: c.Ends,
 		MaxAttendees: c.MaxAttendees,
@@ -73,11 +73,11 @@ func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
 			values.WriteString(", ")
 		}
 		values.WriteString("(?, ?, ?, ?::jsonb)")
-		var payload any // NULL for deletes
+		var data any // NULL for deletes
 		if r.Payload != nil {
-			payload = string(r.Payload)
+			data = string(r.Payload)
 		}
-		args = append(args, r.ConferenceID, r.Type, r.Version, payload)
+		args = append(args, r.ConferenceID, r.Type, r.Version, data)
 		slots = append(slots, r.ConferenceID%markerSlots)
 	}
 	// Marker slots are bumped in ascending order, so two transactions that touch the same
