@@ -1,0 +1,51 @@
+package changeevent
+
+import "time"
+
+// OutboxRow is one row of api-conference's outbox table (migration 0001 of api-conference):
+// one committed change, not yet published. api-conference writes it in the transaction of the
+// change; the relay claims it with ClaimOutboxSQL.
+type OutboxRow struct {
+	ID           int64
+	EventID      string
+	ConferenceID int64
+	Type         string
+	Version      int64
+	// Payload is the JSON of Conference; empty for a delete.
+	Payload    []byte
+	OccurredAt time.Time
+}
+
+// ClaimOutboxSQL claims and removes up to $1 outbox rows in one statement, returning them in
+// the column order of OutboxRow. Rows locked by another claimer are skipped, not waited for, so
+// relays share the work; the rows are gone only if the claiming transaction commits.
+const ClaimOutboxSQL = `DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id, event_id::text, conference_id, type, version, payload, occurred_at`
+
+// Event returns the row as a validated Event; an error wraps ErrMalformed.
+func (o OutboxRow) Event() (Event, error) {
+	typ, err := ParseType(o.Type)
+	if err != nil {
+		return Event{}, err
+	}
+	e := Event{ID: o.EventID, Type: typ, ConferenceID: o.ConferenceID, Version: o.Version, OccurredAt: o.OccurredAt.UTC()}
+	if len(o.Payload) > 0 {
+		if e.Data, err = ParseData(o.Payload); err != nil {
+			return Event{}, err
+		}
+	}
+	return e, e.Validate()
+}
+
+// Fields of a dead-letter entry, added to (or, for an outbox row, standing in for) the fields of
+// the entry that could not be applied.
+const (
+	FieldDLQReason     = "dlq_reason"
+	FieldDLQSource     = "dlq_source"
+	FieldDLQSourceID   = "dlq_source_id"
+	FieldDLQDeliveries = "dlq_deliveries"
+	FieldDLQGroup      = "dlq_group"
+	FieldDLQConsumer   = "dlq_consumer"
+	FieldDLQOutboxID   = "outbox_id"
+)
