@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/internal/poller"
 )
 
 // Modes of the syncer.
@@ -31,6 +32,7 @@ type config struct {
 	RedisURL          string
 	Stream            string
 	StreamMaxLen      int64
+	PullMode          string
 	PollInterval      time.Duration
 	ReconcileInterval time.Duration
 	ConferenceURL     string
@@ -93,10 +95,14 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		bad("SYNC_STREAM_MAXLEN=%q: want a whole number of at least 1000", maxLen)
 	}
 	cfg.StreamMaxLen = n
+	cfg.PullMode = strings.ToLower(get("SYNC_PULL", poller.ModeFeed))
+	if cfg.PullMode != poller.ModeFeed && cfg.PullMode != poller.ModeList {
+		bad("SYNC_PULL=%q: want feed (follow the change feed) or list (poll the whole list, the seed's way)", cfg.PullMode)
+	}
 	if cfg.PollInterval, err = parseDuration(get("SYNC_POLL_INTERVAL", "5s"), false); err != nil {
 		bad("SYNC_POLL_INTERVAL: %v", err)
 	}
-	if cfg.ReconcileInterval, err = parseDuration(get("SYNC_RECONCILE_INTERVAL", "off"), true); err != nil {
+	if cfg.ReconcileInterval, err = parseDuration(get("SYNC_RECONCILE_INTERVAL", "1h"), true); err != nil {
 		bad("SYNC_RECONCILE_INTERVAL: %v", err)
 	}
 	for name, u := range map[string]string{"CONFERENCE_URL": cfg.ConferenceURL, "ATTENDEE_URL": cfg.AttendeeURL} {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -26,7 +27,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/internal/poller"
+	"conferencego/syncer/internal/reconcile"
 	"conferencego/syncer/internal/relay"
+	"conferencego/syncer/internal/syncapi"
 )
 
 // conferenceSchema is where api-conference keeps its outbox.
@@ -61,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("starting syncer", "mode", cfg.Mode, "http_addr", cfg.HTTPAddr,
 		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "stream", cfg.Stream,
-		"stream_maxlen", cfg.StreamMaxLen, "poll_interval", cfg.PollInterval.String(),
+		"stream_maxlen", cfg.StreamMaxLen, "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
 		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", cfg.ConferenceURL,
 		"attendee_url", cfg.AttendeeURL, "sync_token", tokenState, "log_level", cfg.LogLevel.String())
 
@@ -69,71 +72,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	client := &http.Client{Timeout: 30 * time.Second}
 
-	var (
-		loop  func(context.Context) error
-		ready func(context.Context) error
-	)
-	switch cfg.Mode {
-	case modePush:
-		pool, listenCfg, err := connectPostgres(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		rdb, err := connectRedis(ctx, cfg.RedisURL)
-		if err != nil {
-			return err
-		}
-		defer rdb.Close()
-		rcfg := relay.Config{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen, ReconcileInterval: cfg.ReconcileInterval}
-		if cfg.Token != "" {
-			p, err := poller.New(log.With("component", "reconcile"), poller.Config{
-				ConferenceURL: cfg.ConferenceURL, AttendeeURL: cfg.AttendeeURL, Token: cfg.Token, Client: client,
-			}, reg)
-			if err != nil {
-				return fmt.Errorf("reconcile: %w", err)
-			}
-			rcfg.Reconcile = p.Reconcile
-		} else {
-			log.Warn("SYNC_TOKEN is unset: no reconcile, so events lost by Redis (restart without persistence, flush) are not recovered")
-		}
-		r, err := relay.New(log.With("component", "relay"), pool, listenCfg, rdb, rcfg, reg)
-		if err != nil {
-			return fmt.Errorf("relay: %w", err)
-		}
-		loop = r.Run
-		ready = func(ctx context.Context) error {
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
-			}
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				return fmt.Errorf("redis: %w", err)
-			}
-			return nil
-		}
-	case modePull:
-		for name, base := range map[string]string{"CONFERENCE_URL": cfg.ConferenceURL, "ATTENDEE_URL": cfg.AttendeeURL} {
-			if err := waitHealthy(ctx, client, base); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		p, err := poller.New(log.With("component", "poller"), poller.Config{
-			ConferenceURL: cfg.ConferenceURL, AttendeeURL: cfg.AttendeeURL, Token: cfg.Token,
-			Interval: cfg.PollInterval, Client: client,
-		}, reg)
-		if err != nil {
-			return fmt.Errorf("poller: %w", err)
-		}
-		loop = p.Run
-		ready = func(ctx context.Context) error {
-			for name, base := range map[string]string{"api-conference": cfg.ConferenceURL, "api-attendee": cfg.AttendeeURL} {
-				if err := healthy(ctx, client, base); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-			}
-			return nil
-		}
+	guard := reconcile.NewGuard(reg)
+	build := buildPull
+	if cfg.Mode == modePush {
+		build = buildPush
 	}
+	loop, ready, closeAll, err := build(ctx, log, cfg, client, guard, reg)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -171,6 +119,109 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("stopped")
 	return result
+}
+
+// buildPush makes the relay: the conference database, Redis, and reconcile through the two
+// services' sync endpoints when SYNC_TOKEN allows it.
+func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.Client, guard *reconcile.Guard, reg prometheus.Registerer) (loop, ready func(context.Context) error, closeAll func(), err error) {
+	pool, listenCfg, err := connectPostgres(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rdb, err := connectRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		pool.Close()
+		return nil, nil, nil, err
+	}
+	closeAll = func() { rdb.Close(); pool.Close() }
+	rcfg := relay.Config{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen, ReconcileInterval: cfg.ReconcileInterval}
+	if cfg.Token != "" {
+		rec, err := newReconciler(log, cfg, client)
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		rlog := log.With("component", "reconcile")
+		rcfg.Reconcile = func(ctx context.Context) error {
+			res, err := rec.Run(ctx)
+			if err != nil {
+				return err
+			}
+			if guard.Clear() {
+				rlog.Warn("api-conference is the copy's source again", "source", res.Source)
+			}
+			rlog.Info("reconciled api-attendee with the source", "source", res.Source, "listed", res.Listed,
+				"copies", res.Copies, "handed_over", res.HandedOver, "applied", res.Applied, "looked_up", res.LookedUp,
+				"repaired", res.Repaired, "took", res.Took.Round(time.Millisecond).String())
+			return nil
+		}
+		rcfg.ReconcileFailed = func(err error) {
+			if mismatch, fresh := guard.Note(err); !mismatch {
+				rlog.Warn("reconcile failed; retrying", "err", err)
+			} else if fresh {
+				rlog.Error("api-conference is another database than the one api-attendee's copy was made from; "+
+					"reconcile hands nothing over. If the new source is right, accept it with DELETE /internal/source "+
+					"on api-attendee (see the README)", "err", err)
+			}
+		}
+	} else {
+		log.Warn("SYNC_TOKEN is unset: no reconcile, so events lost by Redis (restart without persistence, flush) are not recovered")
+	}
+	r, err := relay.New(log.With("component", "relay"), pool, listenCfg, rdb, rcfg, reg)
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, fmt.Errorf("relay: %w", err)
+	}
+	ready = func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return guard.Err()
+	}
+	return r.Run, ready, closeAll, nil
+}
+
+// buildPull makes the poller, once both services answer.
+func buildPull(ctx context.Context, log *slog.Logger, cfg config, client *http.Client, guard *reconcile.Guard, reg prometheus.Registerer) (loop, ready func(context.Context) error, closeAll func(), err error) {
+	for name, base := range map[string]string{"CONFERENCE_URL": cfg.ConferenceURL, "ATTENDEE_URL": cfg.AttendeeURL} {
+		if err := waitHealthy(ctx, client, base); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	src := &syncapi.Source{Base: cfg.ConferenceURL, Client: client}
+	dst := &syncapi.Copy{Base: cfg.AttendeeURL, Token: cfg.Token, Client: client}
+	rec, err := reconcile.New(log.With("component", "reconcile"), src, dst, reconcile.Config{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := poller.New(log.With("component", "poller"), src, dst, rec, guard, poller.Config{
+		Mode: cfg.PullMode, Interval: cfg.PollInterval, ReconcileInterval: cfg.ReconcileInterval,
+	}, reg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("poller: %w", err)
+	}
+	ready = func(ctx context.Context) error {
+		for name, base := range map[string]string{"api-conference": cfg.ConferenceURL, "api-attendee": cfg.AttendeeURL} {
+			if err := healthy(ctx, client, base); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return guard.Err()
+	}
+	return p.Run, ready, func() {}, nil
+}
+
+func newReconciler(log *slog.Logger, cfg config, client *http.Client) (*reconcile.Reconciler, error) {
+	src := &syncapi.Source{Base: cfg.ConferenceURL, Client: client}
+	dst := &syncapi.Copy{Base: cfg.AttendeeURL, Token: cfg.Token, Client: client}
+	rec, err := reconcile.New(log.With("component", "reconcile"), src, dst, reconcile.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	return rec, nil
 }
 
 func routes(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {

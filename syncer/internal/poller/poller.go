@@ -1,28 +1,28 @@
-// Package poller is pull mode's half of the syncer: it polls api-conference's conference list
-// and hands what changed to api-attendee's internal endpoint.
+// Package poller is pull mode's half of the syncer: it asks api-conference what changed and
+// hands it to api-attendee's internal endpoint.
 //
-// A poll sends the ETag of the last list it handed over; an unchanged list costs one 304. A
-// changed list is read in full, page by page. Conferences that are new or have a new version
-// go to /internal/changes, and so does a delete for each conference it saw before that is
-// missing from the list: deletes are found by set difference, and only ever over a list that
-// was read completely.
+// By default (ModeFeed) it follows api-conference's change feed: at start, after a 410 Gone
+// and every ReconcileInterval it reconciles (lists the source's state page by page and makes
+// the copy equal to it, see package reconcile), then follows the feed from the cursor that
+// listing gave. A poll after one change reads that one change, whatever the size of the table;
+// an idle poll is one empty page. Deletes arrive as the source's own tombstones, with the
+// source's own versions.
 //
-// After a start the poller knows nothing, so its first poll sends the whole list to
-// /internal/snapshot, where api-attendee tombstones every conference the list does not hold
-// (those deleted while no poller ran). api-attendee spares conferences changed after the
-// snapshot was taken, and the source's clock says when that was only to the second, so one
-// more snapshot follows a few seconds later to settle what the first spared.
+// ModeList is the seed's way, kept for the comparison: every changed interval it reads the
+// whole conference list and hands over what has a new version. It never reads a conference's
+// absence from the list as a delete: it asks the source about each missing conference by id,
+// and hands over the tombstone the source answers with.
+//
+// Either way every hand-over names the source, and a source other than the one the copy is
+// bound to stops the hand-overs (see reconcile.Guard) until the original comes back or an
+// operator accepts the new one.
 package poller
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -31,78 +31,93 @@ import (
 
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/internal/backoff"
+	"conferencego/syncer/internal/reconcile"
+	"conferencego/syncer/internal/syncapi"
+)
+
+// Ways of polling.
+const (
+	ModeFeed = "feed"
+	ModeList = "list"
 )
 
 // Config holds the poller's settings.
 type Config struct {
-	ConferenceURL string // base URL of api-conference
-	AttendeeURL   string // base URL of api-attendee
-	Token         string // bearer token of api-attendee's internal endpoint
-	Interval      time.Duration
-	// PageSize is the limit asked of each page of the conference list.
+	// Mode is ModeFeed (default) or ModeList.
+	Mode     string
+	Interval time.Duration
+	// ReconcileInterval is how often a full reconcile runs besides the one at start; zero
+	// turns the periodic one off.
+	ReconcileInterval time.Duration
+	// PageSize is the limit asked of each page.
 	PageSize int
-	// FollowUp is how long after the first snapshot the second one is sent.
-	FollowUp time.Duration
-	// Client makes every request; its Timeout bounds each one.
-	Client *http.Client
 }
 
 func (c *Config) setDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeFeed
+	}
 	if c.Interval == 0 {
 		c.Interval = 5 * time.Second
 	}
 	if c.PageSize == 0 {
-		c.PageSize = 1000
-	}
-	if c.FollowUp == 0 {
-		c.FollowUp = 3 * time.Second
-	}
-	if c.Client == nil {
-		c.Client = &http.Client{Timeout: 30 * time.Second}
+		c.PageSize = changeevent.MaxPage
 	}
 }
 
 // Validate reports settings that cannot work.
 func (c *Config) Validate() error {
 	var errs []error
-	for name, u := range map[string]string{"conference URL": c.ConferenceURL, "attendee URL": c.AttendeeURL} {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			errs = append(errs, fmt.Errorf("%s %q is not an http(s) URL", name, u))
-		}
-	}
-	if c.Token == "" {
-		errs = append(errs, errors.New("the attendee token is empty"))
+	if c.Mode != ModeFeed && c.Mode != ModeList {
+		errs = append(errs, fmt.Errorf("mode %q is neither %s nor %s", c.Mode, ModeFeed, ModeList))
 	}
 	if c.Interval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("interval %s is below 10ms", c.Interval))
 	}
-	if c.PageSize < 1 || c.PageSize > 1000 {
-		errs = append(errs, fmt.Errorf("page size %d is not within 1…1000", c.PageSize))
+	if c.ReconcileInterval < 0 {
+		errs = append(errs, errors.New("reconcile interval is negative"))
+	}
+	if c.PageSize < 1 || c.PageSize > changeevent.MaxPage {
+		errs = append(errs, fmt.Errorf("page size %d is not within 1…%d", c.PageSize, changeevent.MaxPage))
 	}
 	return errors.Join(errs...)
 }
 
-// Poller polls the conference list. It is not safe for concurrent use: Run holds at most one
-// poll in flight by construction.
+// Poller polls the source. It is not safe for concurrent use: Run holds at most one poll in
+// flight by construction.
 type Poller struct {
-	cfg  Config
-	log  *slog.Logger
-	m    *metrics
-	etag string
-	// known maps every conference of the last list handed over to its version; nil until the
-	// first hand-off succeeded.
+	cfg   Config
+	log   *slog.Logger
+	m     *metrics
+	src   *syncapi.Source
+	dst   *syncapi.Copy
+	rec   *reconcile.Reconciler
+	guard *reconcile.Guard
+
+	// source is the source the copy is bound to, "" until the first reconcile; cursor is the
+	// feed position handed over so far.
+	source, cursor string
+	// listed is false until a reconcile succeeded, and again after a 410 or a mismatch.
+	listed        bool
+	lastReconcile time.Time
+
+	// List mode: the ETag and versions of the last list handed over.
+	etag  string
 	known map[int64]int64
-	// followUpAt is when the follow-up snapshot is due; zero when none is.
-	followUpAt time.Time
 }
 
-// New returns a poller.
-func New(log *slog.Logger, cfg Config, reg prometheus.Registerer) (*Poller, error) {
+// New returns a poller from src to dst. Its metrics count what src sends.
+func New(log *slog.Logger, src *syncapi.Source, dst *syncapi.Copy, rec *reconcile.Reconciler, guard *reconcile.Guard, cfg Config, reg prometheus.Registerer) (*Poller, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Poller{cfg: cfg, log: log, m: newMetrics(reg)}, nil
+	m := newMetrics(reg)
+	src.Observe = func(n int) {
+		m.requests.Inc()
+		m.bytes.Add(float64(n))
+	}
+	return &Poller{cfg: cfg, log: log, m: m, src: src, dst: dst, rec: rec, guard: guard}, nil
 }
 
 // Run polls every Interval until ctx ends, and returns nil then. A failed poll is retried with
@@ -117,7 +132,15 @@ func (p *Poller) Run(ctx context.Context) error {
 			}
 			p.m.errors.Inc()
 			wait = bo.Next()
-			p.log.Warn("poll failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond).String())
+			if mismatch, fresh := p.guard.Note(err); mismatch {
+				if fresh {
+					p.log.Error("api-conference is another database than the one api-attendee's copy was made from; "+
+						"handing nothing over and keeping the copy as it is. If the new source is right, accept it with "+
+						"DELETE /internal/source on api-attendee (see the README)", "err", err)
+				}
+			} else {
+				p.log.Warn("poll failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond).String())
+			}
 		} else {
 			bo.Reset()
 		}
@@ -133,130 +156,197 @@ func (p *Poller) Run(ctx context.Context) error {
 
 // Result says what one poll did.
 type Result struct {
+	Reconciled  bool
 	NotModified bool
-	Listed      int // conferences in the list
+	Pages       int
 	Sent        int // changes handed over
-	Snapshot    bool
 	Applied     int // changes api-attendee applied
-	Tombstoned  int
 }
 
-// runOnce polls once.
+// runOnce polls once: a reconcile when one is due, else the feed or the list.
 func (p *Poller) runOnce(ctx context.Context) (Result, error) {
-	first := p.known == nil
-	snapshot := first || (!p.followUpAt.IsZero() && !time.Now().Before(p.followUpAt))
-	etag := p.etag
-	if snapshot {
-		etag = "" // a snapshot needs the list, changed or not
+	due := p.cfg.ReconcileInterval > 0 && time.Since(p.lastReconcile) >= p.cfg.ReconcileInterval
+	if !p.listed || due {
+		return p.reconcile(ctx)
 	}
-	list, err := p.fetch(ctx, etag)
+	if p.cfg.Mode == ModeList {
+		return p.pollList(ctx)
+	}
+	return p.follow(ctx)
+}
+
+func (p *Poller) reconcile(ctx context.Context) (Result, error) {
+	res, err := p.rec.Run(ctx)
+	if err != nil {
+		p.listed = false
+		return Result{}, fmt.Errorf("reconcile: %w", err)
+	}
+	if p.guard.Clear() {
+		p.log.Warn("api-conference is the copy's source again; handing over resumes", "source", res.Source)
+	}
+	p.source, p.cursor, p.listed, p.lastReconcile = res.Source, res.Cursor, true, time.Now()
+	p.etag, p.known = "", nil
+	p.m.reconciles.Inc()
+	p.m.handedOver.Add(float64(res.HandedOver))
+	p.log.Info("reconciled api-attendee with the source", "source", res.Source, "listed", res.Listed, "copies", res.Copies,
+		"handed_over", res.HandedOver, "applied", res.Applied, "looked_up", res.LookedUp, "repaired", res.Repaired,
+		"took", res.Took.Round(time.Millisecond).String())
+	return Result{Reconciled: true, Sent: res.HandedOver, Applied: res.Applied}, nil
+}
+
+// maxPagesPerPoll bounds one poll, so that a long backlog still lets the loop breathe.
+const maxPagesPerPoll = 1000
+
+// follow reads the feed from the cursor and hands each page over.
+func (p *Poller) follow(ctx context.Context) (Result, error) {
+	var res Result
+	for range maxPagesPerPoll {
+		page, err := p.src.Feed(ctx, p.cursor, p.cfg.PageSize)
+		if errors.Is(err, syncapi.ErrGone) {
+			// The source pruned tombstones past our cursor: some deletes may be unseen.
+			p.listed = false
+			p.log.Warn("the change feed no longer reaches our cursor; listing the source again", "cursor", p.cursor)
+			return p.reconcile(ctx)
+		}
+		if err != nil {
+			return res, err
+		}
+		if page.Source != p.source {
+			p.listed = false
+			return res, &syncapi.MismatchError{Bound: p.source, Seen: page.Source}
+		}
+		res.Pages++
+		if len(page.Changes) == 0 {
+			p.cursor = page.Next
+			if res.Pages == 1 {
+				res.NotModified = true
+				p.m.notModified.Inc()
+			}
+			return res, nil
+		}
+		out, err := p.dst.Handover(ctx, p.source, page.Changes)
+		if err != nil {
+			return res, fmt.Errorf("hand over %d changes: %w", len(page.Changes), err)
+		}
+		p.cursor = page.Next
+		res.Sent += len(page.Changes)
+		res.Applied += out.Applied
+		p.m.handedOver.Add(float64(len(page.Changes)))
+		if !page.More {
+			break
+		}
+	}
+	p.log.Info("handed changes to api-attendee", "sent", res.Sent, "applied", res.Applied, "pages", res.Pages)
+	return res, nil
+}
+
+// pollList is the seed's way: read the whole list when its ETag changed.
+func (p *Poller) pollList(ctx context.Context) (Result, error) {
+	items, etag, pages, err := p.fetchList(ctx, p.etag)
 	if err != nil {
 		return Result{}, err
 	}
-	if list.notModified {
+	if items == nil {
 		p.m.notModified.Inc()
-		return Result{NotModified: true}, nil
+		return Result{NotModified: true, Pages: 1}, nil
 	}
-	res := Result{Listed: len(list.items)}
-	current := make(map[int64]int64, len(list.items))
-	var changes []changeJSON
-	for _, it := range list.items {
+	// The list carries no source; one small state page does.
+	probe, err := p.src.State(ctx, 0, 1)
+	if err != nil {
+		return Result{}, err
+	}
+	if probe.Source != p.source {
+		p.listed = false
+		return Result{}, &syncapi.MismatchError{Bound: p.source, Seen: probe.Source}
+	}
+	res := Result{Pages: pages}
+	current := make(map[int64]int64, len(items))
+	var changes []changeevent.Change
+	for _, it := range items {
 		current[it.ID] = it.Version
 		if v, ok := p.known[it.ID]; !ok || v != it.Version {
-			changes = append(changes, it.change())
+			c, err := it.change()
+			if err != nil {
+				return res, err
+			}
+			changes = append(changes, c)
 		}
 	}
-	for id, v := range p.known {
+	var missing []int64
+	for id := range p.known {
 		if _, ok := current[id]; !ok {
-			// Gone from a complete list: deleted. api-conference gives a delete the version
-			// after the last one; one we did not see in between only makes this tombstone's
-			// version lower than the source's, which nothing in pull mode can outrank.
-			changes = append(changes, changeJSON{
-				EventID: fmt.Sprintf("pull-%d-v%d-deleted", id, v+1), Type: string(changeevent.Deleted),
-				ConferenceID: id, Version: v + 1, OccurredAt: list.takenAt,
-			})
+			missing = append(missing, id)
 		}
 	}
-	var out applyResult
-	switch {
-	case snapshot && len(list.items) > 0:
-		// api-attendee refuses an empty snapshot (it cannot tell an empty source from a broken
-		// one); with nothing listed there is nothing to send but the deletes below.
-		res.Snapshot, res.Sent = true, len(list.items)
-		all := make([]changeJSON, len(list.items))
-		for i, it := range list.items {
-			all[i] = it.change()
-		}
-		takenAt := list.takenAt
-		out, err = p.post(ctx, "/internal/snapshot", snapshotRequest{Complete: true, TakenAt: &takenAt, Changes: all})
-		if err == nil {
-			var deletes []changeJSON
-			for _, c := range changes {
-				if c.Type == string(changeevent.Deleted) {
-					deletes = append(deletes, c)
-				}
-			}
-			if len(deletes) > 0 {
-				var more applyResult
-				more, err = p.post(ctx, "/internal/changes", changesRequest{Changes: deletes})
-				out.Applied += more.Applied
-				res.Sent += len(deletes)
-			}
-		}
-	case len(changes) > 0:
-		res.Sent = len(changes)
-		out, err = p.post(ctx, "/internal/changes", changesRequest{Changes: changes})
-	}
-	if err != nil {
-		// Keep the old ETag and knowledge: the next poll reads the list again and retries.
+	if err := p.handOver(ctx, changes, &res); err != nil {
 		return res, err
 	}
-	res.Applied, res.Tombstoned = out.Applied, out.Tombstoned
-	p.etag, p.known = list.etag, current
-	switch {
-	case res.Snapshot && first:
-		p.followUpAt = time.Now().Add(p.cfg.FollowUp)
-	case res.Snapshot:
-		p.followUpAt = time.Time{}
+	if err := p.settleMissing(ctx, missing, &res); err != nil {
+		return res, err
 	}
-	p.m.handedOver.Add(float64(res.Sent))
-	if res.Snapshot {
-		p.m.snapshots.Inc()
-	}
+	p.etag, p.known = etag, current
 	if res.Sent > 0 {
-		p.log.Info("handed changes to api-attendee", "listed", res.Listed, "sent", res.Sent, "snapshot", res.Snapshot,
-			"applied", res.Applied, "tombstoned", res.Tombstoned, "pages", list.pages)
+		p.log.Info("handed changes to api-attendee", "listed", len(items), "sent", res.Sent, "applied", res.Applied,
+			"missing", len(missing), "pages", pages)
 	}
 	return res, nil
 }
 
-// Reconcile reads the whole conference list, whatever the ETag, and hands it to api-attendee
-// as a snapshot. Push mode runs it when Redis has lost events, and as an anti-entropy backstop.
-func (p *Poller) Reconcile(ctx context.Context) error {
-	list, err := p.fetch(ctx, "")
-	if err != nil {
-		return err
+func (p *Poller) handOver(ctx context.Context, changes []changeevent.Change, res *Result) error {
+	const chunk = 500
+	for start := 0; start < len(changes); start += chunk {
+		part := changes[start:min(start+chunk, len(changes))]
+		out, err := p.dst.Handover(ctx, p.source, part)
+		if err != nil {
+			return fmt.Errorf("hand over %d changes: %w", len(part), err)
+		}
+		res.Sent += len(part)
+		res.Applied += out.Applied
+		p.m.handedOver.Add(float64(len(part)))
 	}
-	if len(list.items) == 0 {
-		// Nothing to compare against: an empty snapshot is refused, and there is nothing the
-		// source says exists.
-		return nil
-	}
-	all := make([]changeJSON, len(list.items))
-	for i, it := range list.items {
-		all[i] = it.change()
-	}
-	takenAt := list.takenAt
-	out, err := p.post(ctx, "/internal/snapshot", snapshotRequest{Complete: true, TakenAt: &takenAt, Changes: all})
-	if err != nil {
-		return err
-	}
-	p.m.snapshots.Inc()
-	p.log.Info("reconcile snapshot applied", "listed", len(all), "applied", out.Applied, "tombstoned", out.Tombstoned)
 	return nil
 }
 
-// listItem is one conference of api-conference's list.
+// settleMissing asks the source about conferences the list no longer holds and hands over
+// what it says: a tombstone with its version, or the conference itself when the list was
+// merely short. One it does not know at all becomes a tombstone of version 0 in the copy,
+// provided the copy still holds the version last handed over.
+func (p *Poller) settleMissing(ctx context.Context, missing []int64, res *Result) error {
+	for start := 0; start < len(missing); start += changeevent.MaxPage {
+		ids := missing[start:min(start+changeevent.MaxPage, len(missing))]
+		page, err := p.src.Lookup(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("look up %d conferences missing from the list: %w", len(ids), err)
+		}
+		if page.Source != p.source {
+			p.listed = false
+			return &syncapi.MismatchError{Bound: p.source, Seen: page.Source}
+		}
+		seen := make(map[int64]bool, len(page.Conferences))
+		for _, c := range page.Conferences {
+			seen[c.ConferenceID] = true
+		}
+		var repairs []changeevent.Repair
+		for _, id := range ids {
+			if !seen[id] {
+				repairs = append(repairs, changeevent.Repair{ConferenceID: id, Replaces: p.known[id]})
+			}
+		}
+		if err := p.handOver(ctx, page.Conferences, res); err != nil {
+			return err
+		}
+		if len(repairs) > 0 {
+			out, err := p.dst.Repair(ctx, p.source, repairs)
+			if err != nil {
+				return fmt.Errorf("repair %d conferences the source does not know: %w", len(repairs), err)
+			}
+			res.Applied += out.Applied
+		}
+	}
+	return nil
+}
+
+// listItem is one conference of api-conference's public list.
 type listItem struct {
 	ID           int64     `json:"id"`
 	Href         string    `json:"href"`
@@ -273,21 +363,17 @@ type listItem struct {
 	} `json:"location"`
 }
 
-// change is the conference as a change event. Its time is the conference's last update at the
-// source, so that lag is measured the same way as in push mode.
-func (it listItem) change() changeJSON {
-	typ := changeevent.Updated
-	if it.Version == 1 {
-		typ = changeevent.Created
-	}
-	return changeJSON{
-		EventID: fmt.Sprintf("pull-%d-v%d", it.ID, it.Version), Type: string(typ), ConferenceID: it.ID,
+// change is the conference as a change. Its time is the conference's last update at the
+// source, so that lag is measured the same way as in the other modes.
+func (it listItem) change() (changeevent.Change, error) {
+	return changeevent.ChangeOf(changeevent.Event{
+		ID: changeevent.SourceEventID(it.ID, it.Version), Type: changeevent.TypeFor(it.Version, false), ConferenceID: it.ID,
 		Version: it.Version, OccurredAt: it.Updated,
 		Data: &changeevent.Conference{
 			ID: it.ID, Href: it.Href, Name: it.Name, Starts: it.Starts, Ends: it.Ends, MaxAttendees: it.MaxAttendees,
 			Location: changeevent.Location{Name: it.Location.Name, City: it.Location.City, State: it.Location.State},
 		},
-	}
+	})
 }
 
 type listPage struct {
@@ -295,147 +381,59 @@ type listPage struct {
 	Next        *string    `json:"next"`
 }
 
-type list struct {
-	notModified bool
-	etag        string
-	takenAt     time.Time
-	items       []listItem
-	pages       int
-}
-
 // maxPages stops a source whose next links go round in circles.
 const maxPages = 100_000
 
-// fetch reads the whole conference list. With etag set, an unchanged list answers 304 after
-// one request. Any failed or malformed page fails the whole fetch: a partial list must never
-// be taken for a complete one.
-func (p *Poller) fetch(ctx context.Context, etag string) (list, error) {
-	base, err := url.Parse(p.cfg.ConferenceURL)
-	if err != nil {
-		return list{}, fmt.Errorf("conference URL: %w", err)
-	}
+// fetchList reads the whole public conference list. With etag set, an unchanged list answers
+// nil items after one request. Any failed or malformed page fails the whole fetch.
+func (p *Poller) fetchList(ctx context.Context, etag string) ([]listItem, string, int, error) {
 	next := "/api/conferences/?limit=" + strconv.Itoa(p.cfg.PageSize)
-	var out list
-	var lastAfter string
+	var (
+		items     = []listItem{}
+		newTag    string
+		pages     int
+		lastAfter string
+	)
 	for next != "" {
-		if out.pages >= maxPages {
-			return list{}, fmt.Errorf("conference list: more than %d pages", maxPages)
+		if pages >= maxPages {
+			return nil, "", pages, fmt.Errorf("conference list: more than %d pages", maxPages)
 		}
 		ref, err := url.Parse(next)
 		if err != nil {
-			return list{}, fmt.Errorf("conference list: next link %q: %w", next, err)
+			return nil, "", pages, fmt.Errorf("conference list: next link %q: %w", next, err)
 		}
-		if after := ref.Query().Get("after"); out.pages > 0 && after == lastAfter {
-			return list{}, fmt.Errorf("conference list: next link %q does not advance", next)
+		if after := ref.Query().Get("after"); pages > 0 && after == lastAfter {
+			return nil, "", pages, fmt.Errorf("conference list: next link %q does not advance", next)
 		} else {
 			lastAfter = after
 		}
-		u := base.ResolveReference(ref).String()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return list{}, err
-		}
-		if out.pages == 0 && etag != "" {
-			req.Header.Set("If-None-Match", etag)
-		}
-		resp, err := p.cfg.Client.Do(req)
-		if err != nil {
-			return list{}, fmt.Errorf("GET %s: %w", u, err)
-		}
-		p.m.requests.Inc()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
-		p.m.bytes.Add(float64(len(body)))
-		if err != nil {
-			return list{}, fmt.Errorf("GET %s: read body: %w", u, err)
-		}
-		if out.pages == 0 {
-			out.etag = resp.Header.Get("ETag")
-			out.takenAt = time.Now().UTC()
-			if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-				// The source's clock, whole seconds: earlier than the read, which is the safe side.
-				out.takenAt = d.UTC()
-			}
-			if resp.StatusCode == http.StatusNotModified {
-				return list{notModified: true, etag: etag}, nil
-			}
-		}
-		if resp.StatusCode != http.StatusOK {
-			return list{}, fmt.Errorf("GET %s: status %d: %.200s", u, resp.StatusCode, body)
-		}
 		var page listPage
-		if err := json.Unmarshal(body, &page); err != nil {
-			return list{}, fmt.Errorf("GET %s: malformed page: %w", u, err)
+		tag, notModified, err := p.src.GetList(ctx, ref.RequestURI(), etagFor(pages, etag), &page)
+		if err != nil {
+			return nil, "", pages, err
+		}
+		if notModified {
+			return nil, etag, 1, nil
+		}
+		if pages == 0 {
+			newTag = tag
 		}
 		if page.Conferences == nil {
-			return list{}, fmt.Errorf("GET %s: the page has no conferences list", u)
+			return nil, "", pages, fmt.Errorf("GET %s: the page has no conferences list", next)
 		}
-		out.items = append(out.items, page.Conferences...)
-		out.pages++
+		items = append(items, page.Conferences...)
+		pages++
 		next = ""
 		if page.Next != nil {
 			next = *page.Next
 		}
 	}
-	return out, nil
+	return items, newTag, pages, nil
 }
 
-// changeJSON is a change as api-attendee's internal endpoint takes it (see api-attendee/README.md).
-type changeJSON struct {
-	EventID      string                  `json:"event_id"`
-	Type         string                  `json:"type"`
-	ConferenceID int64                   `json:"conference_id"`
-	Version      int64                   `json:"version"`
-	OccurredAt   time.Time               `json:"occurred_at"`
-	Data         *changeevent.Conference `json:"data"`
-}
-
-type changesRequest struct {
-	Changes []changeJSON `json:"changes"`
-}
-
-type snapshotRequest struct {
-	Complete bool         `json:"complete"`
-	TakenAt  *time.Time   `json:"taken_at,omitempty"`
-	Changes  []changeJSON `json:"changes"`
-}
-
-type applyResult struct {
-	Changes    int `json:"changes"`
-	Applied    int `json:"applied"`
-	Tombstoned int `json:"tombstoned"`
-}
-
-func (p *Poller) post(ctx context.Context, path string, body any) (applyResult, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return applyResult{}, fmt.Errorf("encode %s: %w", path, err)
+func etagFor(page int, etag string) string {
+	if page == 0 {
+		return etag
 	}
-	u, err := url.JoinPath(p.cfg.AttendeeURL, path)
-	if err != nil {
-		return applyResult{}, fmt.Errorf("attendee URL: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(data))
-	if err != nil {
-		return applyResult{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+p.cfg.Token)
-	resp, err := p.cfg.Client.Do(req)
-	if err != nil {
-		return applyResult{}, fmt.Errorf("POST %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return applyResult{}, fmt.Errorf("POST %s: read answer: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return applyResult{}, fmt.Errorf("POST %s: status %d: %.300s", u, resp.StatusCode, answer)
-	}
-	var out applyResult
-	if err := json.Unmarshal(answer, &out); err != nil {
-		return applyResult{}, fmt.Errorf("POST %s: malformed answer: %w", u, err)
-	}
-	return out, nil
+	return ""
 }

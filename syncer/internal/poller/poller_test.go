@@ -3,365 +3,187 @@ package poller
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"conferencego/syncer/changeevent"
+	"conferencego/syncer/internal/reconcile"
+	"conferencego/syncer/internal/syncapi"
+	"conferencego/syncer/internal/synctest"
 )
 
-// source plays api-conference's conference list: keyset pages, an ETag from a change counter,
-// and failures on demand. It is the protocol the poller speaks, not a stand-in for a database.
-type source struct {
-	mu       sync.Mutex
-	items    map[int64]listItem
-	marker   int
-	failPage int // 1-based page that answers 500; 0 for none
-	loop     bool
-	requests int
+type bundle struct {
+	p     *Poller
+	src   *synctest.Source
+	dst   *synctest.Copy
+	guard *reconcile.Guard
 }
 
-func (s *source) set(id, version int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.items[id] = listItem{ID: id, Href: fmt.Sprintf("/api/conferences/%d/", id), Name: fmt.Sprint("C", id),
-		Starts: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Ends: time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC),
-		Version: version, Updated: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	s.marker++
-}
-
-func (s *source) remove(id int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.items, id)
-	s.marker++
-}
-
-func (s *source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	etag := fmt.Sprintf(`"m%d-l%d-a%d"`, s.marker, limit, after)
-	w.Header().Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	ids := make([]int64, 0, len(s.items))
-	for id := range s.items {
-		if id > after {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	page := listPage{Conferences: []listItem{}}
-	// Which page this is, counting from 1: how many full pages lie at or below after.
-	before := 0
-	for id := range s.items {
-		if id <= after {
-			before++
-		}
-	}
-	pageNo := 1 + before/limit
-	if s.failPage == pageNo {
-		http.Error(w, "boom", http.StatusInternalServerError)
-		return
-	}
-	for _, id := range ids[:min(limit, len(ids))] {
-		page.Conferences = append(page.Conferences, s.items[id])
-	}
-	if len(ids) > limit || s.loop {
-		next := fmt.Sprintf("/api/conferences/?limit=%d&after=%d", limit, page.Conferences[len(page.Conferences)-1].ID)
-		if s.loop {
-			next = fmt.Sprintf("/api/conferences/?limit=%d&after=%d", limit, after)
-		}
-		page.Next = &next
-	}
-	_ = json.NewEncoder(w).Encode(page)
-}
-
-// sink records what the poller hands to api-attendee's internal endpoint.
-type sink struct {
-	mu    sync.Mutex
-	calls []string // "changes:1v2,3v1" or "snapshot:…"
-	fail  bool
-}
-
-func (k *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if r.Header.Get("Authorization") != "Bearer secret" {
-		http.Error(w, "no", http.StatusUnauthorized)
-		return
-	}
-	if k.fail {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-		return
-	}
-	var body struct {
-		Complete bool       `json:"complete"`
-		TakenAt  *time.Time `json:"taken_at"`
-		Changes  []changeJSON
-	}
-	b, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(b, &body); err != nil {
-		http.Error(w, err.Error(), 400)
-		return
-	}
-	var parts []string
-	for _, c := range body.Changes {
-		parts = append(parts, fmt.Sprintf("%d%s%d", c.ConferenceID, map[string]string{"conference.created": "c", "conference.updated": "u", "conference.deleted": "d"}[c.Type], c.Version))
-	}
-	slices.Sort(parts)
-	kind := r.URL.Path[len("/internal/"):]
-	if kind == "snapshot" && (!body.Complete || body.TakenAt == nil) {
-		http.Error(w, "incomplete snapshot", 400)
-		return
-	}
-	k.calls = append(k.calls, fmt.Sprintf("%s:%v", kind, parts))
-	_ = json.NewEncoder(w).Encode(applyResult{Changes: len(parts), Applied: len(parts)})
-}
-
-func (k *sink) take() []string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	out := k.calls
-	k.calls = nil
-	return out
-}
-
-func setup(t *testing.T, pageSize int) (*Poller, *source, *sink) {
+func setup(t *testing.T, mode string, srcHandler func(*synctest.Source) http.Handler) bundle {
 	t.Helper()
-	src := &source{items: map[int64]listItem{}}
-	dst := &sink{}
-	s1, s2 := httptest.NewServer(src), httptest.NewServer(dst)
-	t.Cleanup(s1.Close)
-	t.Cleanup(s2.Close)
-	p, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{
-		ConferenceURL: s1.URL, AttendeeURL: s2.URL, Token: "secret", Interval: time.Second, PageSize: pageSize,
-		FollowUp: time.Hour, // TestFollowUpSnapshot sets its own
-	}, prometheus.NewRegistry())
+	src, srcURL := synctest.NewSource(t, "source-a")
+	if srcHandler != nil {
+		srv := httptest.NewServer(srcHandler(src))
+		t.Cleanup(srv.Close)
+		srcURL = srv.URL
+	}
+	dst, dstURL := synctest.NewCopy(t)
+	client := &http.Client{Timeout: 10 * time.Second}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &syncapi.Source{Base: srcURL, Client: client}
+	d := &syncapi.Copy{Base: dstURL, Token: "t", Client: client}
+	rec, err := reconcile.New(log, s, d, reconcile.Config{PageSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, src, dst
+	reg := prometheus.NewRegistry()
+	guard := reconcile.NewGuard(reg)
+	p, err := New(log, s, d, rec, guard, Config{Mode: mode, Interval: time.Second, PageSize: 10}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle{p, src, dst, guard}
 }
 
 func poll(t *testing.T, p *Poller) Result {
 	t.Helper()
-	r, err := p.runOnce(context.Background())
+	res, err := p.runOnce(context.Background())
 	if err != nil {
 		t.Fatalf("poll: %v", err)
 	}
-	return r
+	return res
 }
 
-func TestPollerHandsOverChangesAndDeletes(t *testing.T) {
+func TestFeedReadsOnlyWhatChanged(t *testing.T) {
 	t.Parallel()
-	p, src, dst := setup(t, 2)
+	b := setup(t, ModeFeed, nil)
+	for id := int64(1); id <= 35; id++ {
+		b.src.Set(id, 1)
+	}
+	if res := poll(t, b.p); !res.Reconciled || res.Sent != 35 {
+		t.Fatalf("first poll %+v: want a reconcile of 35", res)
+	}
+	if res := poll(t, b.p); !res.NotModified {
+		t.Errorf("idle poll %+v: want nothing new", res)
+	}
+	b.src.Set(17, 2)
+	b.src.Delete(3, 2)
+	if res := poll(t, b.p); res.Sent != 2 || res.Pages != 1 {
+		t.Errorf("poll after two changes %+v: want exactly those two, in one page", res)
+	}
+	if diff := cmp.Diff(b.src.Versions(), b.dst.Versions()); diff != "" {
+		t.Errorf("copy (-source +copy):\n%s", diff)
+	}
+}
+
+func TestGoneCursorListsAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ModeFeed, nil)
+	b.src.Set(1, 1)
+	poll(t, b.p)
+	b.src.Delete(1, 2)
+	b.src.Gone = 1000
+	if res := poll(t, b.p); !res.Reconciled {
+		t.Errorf("poll after 410 %+v: want a reconcile", res)
+	}
+	if diff := cmp.Diff(b.src.Versions(), b.dst.Versions()); diff != "" {
+		t.Errorf("copy (-source +copy):\n%s", diff)
+	}
+}
+
+// The source restarted against another database: nothing is handed over, the guard says so,
+// and when the right database is back hand-overs resume by themselves.
+func TestAnotherSourceStopsHandOversUntilTheOriginalReturns(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ModeFeed, nil)
 	for id := int64(1); id <= 5; id++ {
-		src.set(id, 1)
+		b.src.Set(id, 1)
 	}
-	// The first poll knows nothing: the whole list, all three pages, as a snapshot.
-	if r := poll(t, p); !r.Snapshot || r.Listed != 5 {
-		t.Errorf("first poll: %+v", r)
-	}
-	if diff := cmp.Diff([]string{"snapshot:[1c1 2c1 3c1 4c1 5c1]"}, dst.take()); diff != "" {
-		t.Errorf("first hand-off (-want +got):\n%s", diff)
-	}
-	// Nothing changed: one request, a 304, nothing handed over.
-	before := src.requests
-	if r := poll(t, p); !r.NotModified {
-		t.Errorf("second poll: %+v", r)
-	}
-	if src.requests-before != 1 || len(dst.take()) != 0 {
-		t.Errorf("an unchanged list cost %d requests and handed something over", src.requests-before)
-	}
-	// An update and a create: only those two.
-	src.set(3, 2)
-	src.set(6, 1)
-	poll(t, p)
-	if diff := cmp.Diff([]string{"changes:[3u2 6c1]"}, dst.take()); diff != "" {
-		t.Errorf("changes (-want +got):\n%s", diff)
-	}
-	// A delete is an absence from a complete list: a delete change, one version on.
-	src.remove(2)
-	src.set(4, 2)
-	poll(t, p)
-	if diff := cmp.Diff([]string{"changes:[2d2 4u2]"}, dst.take()); diff != "" {
-		t.Errorf("after a delete (-want +got):\n%s", diff)
-	}
-}
-
-func TestFailedPageHandsOverNothing(t *testing.T) {
-	t.Parallel()
-	p, src, dst := setup(t, 2)
-	for id := int64(1); id <= 5; id++ {
-		src.set(id, 1)
-	}
-	poll(t, p)
-	dst.take()
-	src.remove(5) // on page 3
-	src.set(1, 2) // on page 1
-	src.failPage = 2
-	if _, err := p.runOnce(context.Background()); err == nil {
-		t.Fatal("a poll with a failed page succeeded")
-	}
-	if calls := dst.take(); len(calls) != 0 {
-		t.Errorf("a partial list was handed over: %v", calls)
-	}
-	src.failPage = 0
-	poll(t, p)
-	if diff := cmp.Diff([]string{"changes:[1u2 5d2]"}, dst.take()); diff != "" {
-		t.Errorf("after the source recovered (-want +got):\n%s", diff)
-	}
-}
-
-func TestAttendeeFailureIsRetriedFromTheList(t *testing.T) {
-	t.Parallel()
-	p, src, dst := setup(t, 100)
-	src.set(1, 1)
-	poll(t, p)
-	dst.take()
-	src.set(1, 2)
-	dst.fail = true
-	if _, err := p.runOnce(context.Background()); err == nil {
-		t.Fatal("poll succeeded with api-attendee failing")
-	}
-	dst.fail = false
-	// The ETag was not advanced, so the next poll reads the list again instead of a 304.
-	if r := poll(t, p); r.NotModified {
-		t.Fatal("the change was lost: the retry got a 304")
-	}
-	if diff := cmp.Diff([]string{"changes:[1u2]"}, dst.take()); diff != "" {
-		t.Errorf("retry (-want +got):\n%s", diff)
-	}
-}
-
-func TestEverythingDeletedSendsDeletes(t *testing.T) {
-	t.Parallel()
-	p, src, dst := setup(t, 100)
-	src.set(1, 1)
-	src.set(2, 4)
-	poll(t, p)
-	dst.take()
-	src.remove(1)
-	src.remove(2)
-	poll(t, p)
-	if diff := cmp.Diff([]string{"changes:[1d2 2d5]"}, dst.take()); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
-
-// The first snapshot after a start is followed by one more, whether or not the list changed:
-// api-attendee spares conferences changed after a snapshot was taken, and the source's clock
-// gives that time only to the second.
-func TestFollowUpSnapshot(t *testing.T) {
-	t.Parallel()
-	p, src, dst := setup(t, 100)
-	p.cfg.FollowUp = time.Millisecond
-	src.set(1, 1)
-	src.set(2, 1)
-	poll(t, p)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(p.followUpAt) {
-		if time.Now().After(deadline) {
-			t.Fatal("follow-up never came due")
-		}
-		time.Sleep(time.Millisecond) // the follow-up is due by the clock, which is what is tested
-	}
-	if r := poll(t, p); !r.Snapshot {
-		t.Errorf("second poll: %+v, want the follow-up snapshot", r)
-	}
-	if r := poll(t, p); !r.NotModified {
-		t.Errorf("third poll: %+v, want a 304: only one follow-up", r)
-	}
-	if diff := cmp.Diff([]string{"snapshot:[1c1 2c1]", "snapshot:[1c1 2c1]"}, dst.take()); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
-
-func TestNextLinkThatDoesNotAdvanceIsAnError(t *testing.T) {
-	t.Parallel()
-	p, src, dst := setup(t, 100)
-	src.set(1, 1)
-	src.loop = true
-	if _, err := p.runOnce(context.Background()); err == nil {
-		t.Fatal("a looping next link was followed without end or error")
-	}
-	if calls := dst.take(); len(calls) != 0 {
-		t.Errorf("handed over %v", calls)
-	}
-}
-
-func TestReconcileSendsTheWholeList(t *testing.T) {
-	t.Parallel()
-	p, src, dst := setup(t, 2)
-	for id := int64(1); id <= 3; id++ {
-		src.set(id, id)
-	}
-	for range 2 { // whatever the ETag, every time
-		if err := p.Reconcile(context.Background()); err != nil {
-			t.Fatal(err)
+	poll(t, b.p)
+	before := b.dst.Versions()
+	b.src.ID = "source-b"
+	for range 3 {
+		if _, err := b.p.runOnce(context.Background()); !errors.Is(err, syncapi.ErrSourceMismatch) {
+			t.Fatalf("poll against another source: err = %v, want a mismatch", err)
+		} else {
+			b.guard.Note(err)
 		}
 	}
-	if diff := cmp.Diff([]string{"snapshot:[1c1 2u2 3u3]", "snapshot:[1c1 2u2 3u3]"}, dst.take()); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
+	if b.guard.Err() == nil {
+		t.Error("the guard does not report the mismatch")
+	}
+	if diff := cmp.Diff(before, b.dst.Versions()); diff != "" {
+		t.Errorf("the copy changed while the source was wrong (-before +after):\n%s", diff)
+	}
+	b.src.ID = "source-a"
+	b.src.Set(2, 2)
+	poll(t, b.p)
+	if b.guard.Err() != nil {
+		t.Error("the guard still reports a mismatch")
+	}
+	if diff := cmp.Diff(b.src.Versions(), b.dst.Versions()); diff != "" {
+		t.Errorf("copy (-source +copy):\n%s", diff)
 	}
 }
 
-func TestRunBacksOffWhileTheSourceIsDown(t *testing.T) {
-	t.Parallel()
-	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusBadGateway)
-	}))
-	t.Cleanup(src.Close)
-	reg := prometheus.NewRegistry()
-	p, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{
-		ConferenceURL: src.URL, AttendeeURL: src.URL, Token: "x", Interval: 20 * time.Millisecond,
-	}, reg)
-	if err != nil {
-		t.Fatal(err)
+// listSource serves the public list (the seed's way) from a Source's live conferences, or an
+// empty list when empty is set.
+type listSource struct {
+	src   *synctest.Source
+	empty *bool
+}
+
+func (l listSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/api/conferences/" {
+		l.src.ServeHTTP(w, r)
+		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	if err := p.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Without backoff 1.5 s of 20 ms intervals would be 75 polls; doubling from 20 ms it is
-	// at most about 7.
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "poller_errors_total" {
-			if n := mf.GetMetric()[0].GetCounter().GetValue(); n < 2 || n > 12 {
-				t.Errorf("%v failed polls in 1.5 s; want a few, spaced by a growing backoff", n)
+	page := listPage{Conferences: []listItem{}}
+	if !*l.empty {
+		for id, v := range l.src.Versions() {
+			if v > 0 {
+				page.Conferences = append(page.Conferences, listItem{ID: id, Name: "C", Version: v,
+					Starts: time.Unix(0, 0).UTC(), Ends: time.Unix(3600, 0).UTC(), Updated: time.Now().UTC()})
 			}
-			return
 		}
 	}
-	t.Error("no poller_errors_total metric")
+	w.Header().Set("Content-Type", "application/json")
+	_ = jsonEncode(w, page)
+}
+
+func TestListModeTakesDeletesFromTheSourceNotFromAbsence(t *testing.T) {
+	t.Parallel()
+	empty := false
+	b := setup(t, ModeList, func(s *synctest.Source) http.Handler { return listSource{s, &empty} })
+	for id := int64(1); id <= 8; id++ {
+		b.src.Set(id, 1)
+	}
+	poll(t, b.p) // reconcile
+	poll(t, b.p) // the first list
+	b.src.Delete(4, 2)
+	poll(t, b.p)
+	empty = true // a broken list: every conference missing
+	poll(t, b.p)
+	if diff := cmp.Diff(b.src.Versions(), b.dst.Versions()); diff != "" {
+		t.Errorf("copy (-source +copy):\n%s", diff)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	for name, cfg := range map[string]Config{
-		"no token":       {ConferenceURL: "http://a", AttendeeURL: "http://b"},
-		"bad URL":        {ConferenceURL: "a:b", AttendeeURL: "http://b", Token: "t"},
-		"tiny interval":  {ConferenceURL: "http://a", AttendeeURL: "http://b", Token: "t", Interval: time.Microsecond},
-		"huge page size": {ConferenceURL: "http://a", AttendeeURL: "http://b", Token: "t", PageSize: 5000},
+		"unknown mode":   {Mode: "diff"},
+		"tiny interval":  {Interval: time.Microsecond},
+		"huge page size": {PageSize: changeevent.MaxPage + 1},
+		"negative":       {ReconcileInterval: -time.Second},
 	} {
 		cfg.setDefaults()
 		if err := cfg.Validate(); err == nil {
@@ -369,3 +191,5 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -50,6 +50,9 @@ type Config struct {
 	// ReconcileInterval if that is positive. Nil turns self-healing off.
 	Reconcile         func(ctx context.Context) error
 	ReconcileInterval time.Duration
+	// ReconcileFailed, if set, reports a failed reconcile instead of the relay's own warning
+	// (it is retried with backoff either way), so that a changed source is said once.
+	ReconcileFailed func(err error)
 	// LongOutage is how long publishing may fail before its recovery triggers a reconcile:
 	// well under api-conference's OUTBOX_RETENTION, after which unpublished rows are pruned.
 	LongOutage time.Duration
@@ -93,9 +96,6 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// reconcileFollowUp is how long after a reconcile the next one settles what it spared.
-const reconcileFollowUp = 3 * time.Second
 
 // EpochKey is the Redis key whose absence says that Redis lost its data.
 func EpochKey(stream string) string { return stream + ".epoch" }
@@ -183,36 +183,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-type outboxRow struct {
-	id           int64
-	eventID      string
-	conferenceID int64
-	typ          string
-	version      int64
-	payload      []byte
-	occurredAt   time.Time
-}
-
-func (o outboxRow) event() (changeevent.Event, error) {
-	typ, err := changeevent.ParseType(o.typ)
-	if err != nil {
-		return changeevent.Event{}, err
-	}
-	e := changeevent.Event{ID: o.eventID, Type: typ, ConferenceID: o.conferenceID, Version: o.version, OccurredAt: o.occurredAt.UTC()}
-	if len(o.payload) > 0 {
-		if e.Data, err = changeevent.ParseData(o.payload); err != nil {
-			return changeevent.Event{}, err
-		}
-	}
-	return e, e.Validate()
-}
-
-// claimSQL claims and removes up to $1 rows in one statement. The rows come back only if the
-// transaction commits, which happens after Redis has accepted every event.
-const claimSQL = `DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, event_id::text, conference_id, type, version, payload, occurred_at`
-
 // runOnce claims up to BatchSize outbox rows, publishes them and deletes them, and returns how
 // many it handled.
 //
@@ -240,7 +210,7 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
 	batch.Queue("SET LOCAL synchronous_commit = off")
-	batch.Queue(claimSQL, r.cfg.BatchSize)
+	batch.Queue(changeevent.ClaimOutboxSQL, r.cfg.BatchSize)
 	res := conn.SendBatch(ctx, batch)
 	inTx = true
 	if _, err := res.Exec(); err != nil {
@@ -256,9 +226,9 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		res.Close()
 		return 0, fmt.Errorf("claim outbox rows: %w", err)
 	}
-	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-		var o outboxRow
-		err := row.Scan(&o.id, &o.eventID, &o.conferenceID, &o.typ, &o.version, &o.payload, &o.occurredAt)
+	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (changeevent.OutboxRow, error) {
+		var o changeevent.OutboxRow
+		err := row.Scan(&o.ID, &o.EventID, &o.ConferenceID, &o.Type, &o.Version, &o.Payload, &o.OccurredAt)
 		return o, err
 	})
 	if cerr := res.Close(); err == nil {
@@ -275,33 +245,31 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	// DELETE … RETURNING gives no order; publish in outbox order.
-	slices.SortFunc(claimed, func(a, b outboxRow) int { return cmp.Compare(a.id, b.id) })
+	slices.SortFunc(claimed, func(a, b changeevent.OutboxRow) int { return cmp.Compare(a.ID, b.ID) })
 
 	pipe := r.rdb.Pipeline()
 	var oldest time.Time
 	dead := 0
 	for _, o := range claimed {
-		e, err := o.event()
-		var fields []string
-		if err == nil {
-			fields, err = e.Fields()
-		}
+		// Checked once here; the payload's bytes go out as api-conference wrote them.
+		e, err := o.Event()
 		if err != nil {
 			// A row the contract refuses would block the outbox forever if retried; park it
 			// where a person can see it, with the reason.
 			dead++
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream + changeevent.DeadLetterSuffix, MaxLen: 100_000, Approx: true, Values: []string{
-				"dlq_reason", err.Error(), "dlq_source", "outbox", "outbox_id", strconv.FormatInt(o.id, 10),
-				changeevent.FieldEventID, o.eventID, changeevent.FieldType, o.typ,
-				changeevent.FieldConferenceID, strconv.FormatInt(o.conferenceID, 10),
-				changeevent.FieldVersion, strconv.FormatInt(o.version, 10), changeevent.FieldData, string(o.payload),
+				changeevent.FieldDLQReason, err.Error(), changeevent.FieldDLQSource, "outbox",
+				changeevent.FieldDLQOutboxID, strconv.FormatInt(o.ID, 10),
+				changeevent.FieldEventID, o.EventID, changeevent.FieldType, o.Type,
+				changeevent.FieldConferenceID, strconv.FormatInt(o.ConferenceID, 10),
+				changeevent.FieldVersion, strconv.FormatInt(o.Version, 10), changeevent.FieldData, string(o.Payload),
 			}})
 			continue
 		}
 		if oldest.IsZero() || e.OccurredAt.Before(oldest) {
 			oldest = e.OccurredAt
 		}
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream, MaxLen: r.cfg.MaxLen, Approx: true, Values: fields})
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream, MaxLen: r.cfg.MaxLen, Approx: true, Values: e.FieldsWithData(o.Payload)})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
@@ -469,16 +437,12 @@ func (r *Relay) reconcileLoop(ctx context.Context) {
 		tick = t.C
 	}
 	bo := backoff.New(200*time.Millisecond, 15*time.Second)
-	var followUp <-chan time.Time
 	for {
-		isFollowUp := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.reconcile:
 		case <-tick:
-		case <-followUp:
-			isFollowUp, followUp = true, nil
 		}
 		for {
 			start := time.Now()
@@ -488,17 +452,16 @@ func (r *Relay) reconcileLoop(ctx context.Context) {
 			}
 			if err == nil {
 				r.m.reconciles.Inc()
-				r.log.Info("reconciled api-attendee with the source", "took", time.Since(start).String())
+				r.log.Debug("reconcile finished", "took", time.Since(start).String())
 				bo.Reset()
-				if !isFollowUp {
-					// api-attendee spares conferences changed after a snapshot was taken, known
-					// only to the second; one more snapshot a little later settles them.
-					followUp = time.After(reconcileFollowUp)
-				}
 				break
 			}
 			r.m.reconcileErrors.Inc()
-			r.log.Warn("reconcile failed; retrying", "err", err)
+			if r.cfg.ReconcileFailed != nil {
+				r.cfg.ReconcileFailed(err)
+			} else {
+				r.log.Warn("reconcile failed; retrying", "err", err)
+			}
 			if !bo.Wait(ctx) {
 				return
 			}
