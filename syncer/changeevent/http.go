@@ -125,6 +125,10 @@ type StatePage struct {
 	Conferences []Change `json:"conferences"`
 	// Next is the path of the following page; null on the last page and on a lookup.
 	Next *string `json:"next"`
+	// Unknown, on a lookup, lists the ids asked about that the source does not know at all
+	// (never had, or deleted longer ago than its tombstone retention). Every id asked about is
+	// either in Conferences or here: an id in neither means the answer is broken.
+	Unknown []int64 `json:"unknown,omitempty"`
 }
 
 // Handover is the body of POST PathHandover: changes for the copy, from Source.

@@ -322,13 +322,13 @@ func (p *Poller) settleMissing(ctx context.Context, missing []int64, res *Result
 			p.listed = false
 			return &syncapi.MismatchError{Bound: p.source, Seen: page.Source}
 		}
-		seen := make(map[int64]bool, len(page.Conferences))
-		for _, c := range page.Conferences {
-			seen[c.ConferenceID] = true
+		facts, err := syncapi.Facts(ids, page)
+		if err != nil {
+			return fmt.Errorf("look up %d conferences missing from the list: %w", len(ids), err)
 		}
 		var repairs []changeevent.Repair
 		for _, id := range ids {
-			if !seen[id] {
+			if _, ok := facts[id]; !ok {
 				repairs = append(repairs, changeevent.Repair{ConferenceID: id, Replaces: p.known[id]})
 			}
 		}

@@ -271,6 +271,9 @@ func (u *run) flushSuspects() error {
 	return nil
 }
 
+// lookup asks the source about copies by id. Every id comes back as a fact: in facts, or in
+// the source's explicit list of ids it does not know; an answer that leaves one out is refused,
+// so that a proxy's empty answer is never taken for "unknown".
 func (u *run) lookup(copies []changeevent.Copy) (map[int64]changeevent.Change, error) {
 	ids := make([]int64, len(copies))
 	for i, c := range copies {
@@ -284,9 +287,9 @@ func (u *run) lookup(copies []changeevent.Copy) (map[int64]changeevent.Change, e
 		return nil, &syncapi.MismatchError{Bound: u.source, Seen: page.Source}
 	}
 	u.res.LookedUp += len(ids)
-	facts := make(map[int64]changeevent.Change, len(page.Conferences))
-	for _, c := range page.Conferences {
-		facts[c.ConferenceID] = c
+	facts, err := syncapi.Facts(ids, page)
+	if err != nil {
+		return nil, fmt.Errorf("look up %d conferences at the source: %w", len(ids), err)
 	}
 	return facts, nil
 }

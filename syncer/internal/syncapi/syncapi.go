@@ -91,6 +91,25 @@ func (s *Source) Lookup(ctx context.Context, ids []int64) (changeevent.StatePage
 	return s.state(ctx, url.Values{changeevent.ParamIDs: {strings.Join(parts, ",")}})
 }
 
+// Facts indexes a lookup's answer by id, and checks that every id asked about is either known
+// or listed as unknown.
+func Facts(asked []int64, page changeevent.StatePage) (map[int64]changeevent.Change, error) {
+	facts := make(map[int64]changeevent.Change, len(page.Conferences))
+	for _, c := range page.Conferences {
+		facts[c.ConferenceID] = c
+	}
+	unknown := make(map[int64]bool, len(page.Unknown))
+	for _, id := range page.Unknown {
+		unknown[id] = true
+	}
+	for _, id := range asked {
+		if _, ok := facts[id]; !ok && !unknown[id] {
+			return nil, fmt.Errorf("the answer says nothing of conference %d", id)
+		}
+	}
+	return facts, nil
+}
+
 func (s *Source) state(ctx context.Context, q url.Values) (changeevent.StatePage, error) {
 	var page changeevent.StatePage
 	if err := s.get(ctx, changeevent.PathState+"?"+q.Encode(), &page); err != nil {

@@ -125,6 +125,8 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				id, _ := strconv.ParseInt(part, 10, 64)
 				if c, ok := s.state[id]; ok {
 					page.Conferences = append(page.Conferences, c)
+				} else {
+					page.Unknown = append(page.Unknown, id)
 				}
 			}
 			writeJSON(w, page)
