@@ -52,7 +52,7 @@ func (c cursor) String() string {
 	return strconv.FormatUint(c.xid, 10) + "." + strconv.FormatInt(c.id, 10)
 }
 
-// after returns the cursor just before the first transaction that may still be running:
+// cursorBelow returns the cursor just before the first transaction that may still be running:
 // everything below xmin has ended and was read.
 func cursorBelow(xmin uint64) cursor { return cursor{xid: xmin - 1, id: math.MaxInt64} }
 
@@ -196,7 +196,10 @@ ORDER BY p.xid, p.conference_id`
 		return FeedPage{}, fmt.Errorf("read change feed after %q: no snapshot row", after)
 	}
 	snap := rows[0]
-	if (snap.Pruned > 0 && cur.xid <= snap.Pruned) || cur.xid >= snap.Xmax {
+	// Behind the horizon: a pruned tombstone may lie after the cursor. A cursor that ends
+	// a whole transaction (id MaxInt64) at the horizon has read all of it, tombstones too.
+	behind := snap.Pruned > 0 && (cur.xid < snap.Pruned || (cur.xid == snap.Pruned && cur.id != math.MaxInt64))
+	if behind || cur.xid >= snap.Xmax {
 		return FeedPage{}, fmt.Errorf("feed cursor %q is older than the retained history: %w", after, conference.ErrGone)
 	}
 	page := FeedPage{}
@@ -292,9 +295,9 @@ func (s *Store) PruneTombstones(ctx context.Context, retention time.Duration, li
 	RETURNING xid
 ), raised AS (
 	UPDATE log_horizon SET pruned_xid = greatest(pruned_xid, (SELECT max(xid) FROM gone)), pruned_at = clock_timestamp()
-	WHERE EXISTS (SELECT 1 FROM gone) RETURNING 1
+	WHERE EXISTS (SELECT 1 FROM gone)
 )
-SELECT (SELECT count(*) FROM gone) + 0 * (SELECT count(*) FROM raised)`,
+SELECT count(*) FROM gone`,
 		fmt.Sprintf("%d microseconds", retention.Microseconds()), limit).Scan(ctx, &n)
 	if err != nil {
 		return 0, fmt.Errorf("prune tombstones: %w", translate(err))

@@ -398,3 +398,22 @@ func TestSourceIDDiffersBetweenDatabases(t *testing.T) {
 		t.Errorf("source id changed from %q to %q", ida, again)
 	}
 }
+
+func TestTruncateTombstonesEveryConferenceAndIDsCannotChange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	loc := pgtest.MustCreateLocation(t, b.store)
+	c := pgtest.MustCreateConference(t, b.store, loc.ID, "A")
+	if _, err := b.db.ExecContext(ctx, "UPDATE conferences SET id = DEFAULT WHERE id = ?", c.ID); err == nil {
+		t.Error("an UPDATE changed a conference's id")
+	}
+	_, cur := await(t, b.store, "", has(c.ID, 1))
+	if _, err := b.db.ExecContext(ctx, "TRUNCATE conferences CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := await(t, b.store, cur, has(c.ID, 2))
+	if got[0].Type != changeevent.Deleted {
+		t.Errorf("after TRUNCATE: %v", summary(got))
+	}
+}

@@ -115,10 +115,12 @@ func TestFeedCursorBehindTheHorizonIsGone(t *testing.T) {
 	if _, err := f.db.ExecContext(context.Background(), "UPDATE log_horizon SET pruned_xid = '10', pruned_at = now()"); err != nil {
 		t.Fatal(err)
 	}
-	for _, after := range []string{"", "5.7", "10.1"} {
+	for _, after := range []string{"", "5.7", "10.1", "9.9223372036854775807"} {
 		p := checkProblem(t, f.do(t, "GET", changeevent.PathFeed+"?after="+after, nil), 410)
 		if !strings.Contains(p.Detail, changeevent.PathState) {
 			t.Errorf("410 detail %q does not tell the client to list again", p.Detail)
 		}
 	}
+	// A cursor that read the horizon's whole transaction missed nothing.
+	f.must(t, 200, "GET", changeevent.PathFeed+"?after=10.9223372036854775807", nil, nil)
 }
