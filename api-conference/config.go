@@ -23,6 +23,9 @@ type config struct {
 	LogFormat          string
 	// OutboxRetention is how old an outbox row may grow before it is pruned (0: never).
 	OutboxRetention time.Duration
+	// TombstoneRetention is how long a deleted conference's tombstone is kept (0: forever);
+	// a feed cursor older than the newest pruned tombstone gets 410 Gone.
+	TombstoneRetention time.Duration
 }
 
 const (
@@ -74,6 +77,14 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		problems = append(problems, fmt.Sprintf("OUTBOX_RETENTION=%q: want a duration of at least 1m (like 24h), or off", retention))
 	} else {
 		cfg.OutboxRetention = d
+	}
+	tombstones := get("TOMBSTONE_RETENTION", "720h")
+	if tombstones == "off" || tombstones == "0" {
+		cfg.TombstoneRetention = 0
+	} else if d, err := time.ParseDuration(tombstones); err != nil || d < time.Minute {
+		problems = append(problems, fmt.Sprintf("TOMBSTONE_RETENTION=%q: want a duration of at least 1m (like 720h), or off", tombstones))
+	} else {
+		cfg.TombstoneRetention = d
 	}
 	level := get("LOG_LEVEL", "info")
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {

@@ -25,7 +25,7 @@ import (
 // shutdownTimeout bounds how long in-flight requests may take to finish on SIGTERM.
 const shutdownTimeout = 10 * time.Second
 
-// pruneInterval is how often old outbox rows are looked for.
+// pruneInterval is how often old outbox rows and tombstones are looked for.
 const pruneInterval = time.Minute
 
 // connectTimeout bounds how long start-up waits for the database before giving up.
@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("starting api-conference",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "outbox_retention", cfg.OutboxRetention.String(),
+		"tombstone_retention", cfg.TombstoneRetention.String(),
 		"log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
 
 	db, err := connect(ctx, cfg.DatabaseURL)
@@ -77,9 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	pruneCtx, stopPruning := context.WithCancel(ctx)
 	defer stopPruning()
-	if cfg.OutboxRetention > 0 {
+	if cfg.OutboxRetention > 0 || cfg.TombstoneRetention > 0 {
 		go postgres.Pruner{
-			Store: postgres.NewStore(db), Log: log, Retention: cfg.OutboxRetention, Interval: pruneInterval,
+			Store: postgres.NewStore(db), Log: log, Retention: cfg.OutboxRetention,
+			TombstoneRetention: cfg.TombstoneRetention, Interval: pruneInterval,
 		}.Run(pruneCtx)
 	}
 

@@ -196,6 +196,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"bad level":       {map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL"}},
 		"bad format":      {map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT"}},
 		"bad retention":   {map[string]string{"OUTBOX_RETENTION": "5s"}, []string{"OUTBOX_RETENTION"}},
+		"bad tombstones":  {map[string]string{"TOMBSTONE_RETENTION": "a month"}, []string{"TOMBSTONE_RETENTION"}},
 		"several at once": {map[string]string{"LOG_LEVEL": "loud", "HTTP_ADDR": "nope"}, []string{"LOG_LEVEL", "HTTP_ADDR"}},
 	}
 	for name, tt := range tests {

@@ -16,6 +16,9 @@ var (
 	// ErrUnavailable is a failure of a dependency (the database went away mid-request): not
 	// the client's fault, and worth retrying.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrGone is a change-feed cursor older than the history the source still keeps: the
+	// client must list the state again and follow the feed from that listing's cursor.
+	ErrGone = errors.New("gone")
 )
 
 // FieldError says what is wrong with one input field.

@@ -28,12 +28,15 @@ func (s *Store) PruneOutbox(ctx context.Context, retention time.Duration, limit 
 	return n, nil
 }
 
-// Pruner removes old outbox rows every Interval until its context ends.
+// Pruner removes old outbox rows and old tombstones every Interval until its context ends.
 type Pruner struct {
-	Store     *Store
-	Log       *slog.Logger
+	Store *Store
+	Log   *slog.Logger
+	// Retention is how long outbox rows are kept; 0 keeps them.
 	Retention time.Duration
-	Interval  time.Duration
+	// TombstoneRetention is how long tombstones are kept; 0 keeps them.
+	TombstoneRetention time.Duration
+	Interval           time.Duration
 }
 
 // pruneBatch bounds one DELETE, so that pruning a large backlog never holds many locks long.
@@ -44,27 +47,38 @@ func (p Pruner) Run(ctx context.Context) {
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
-		var total int64
-		for {
-			n, err := p.Store.PruneOutbox(ctx, p.Retention, pruneBatch)
-			if err != nil {
-				if ctx.Err() == nil {
-					p.Log.Warn("pruning the outbox failed; retrying at the next interval", "err", err)
-				}
-				break
-			}
-			total += n
-			if n < pruneBatch {
-				break
+		if p.Retention > 0 {
+			if total := p.prune(ctx, "outbox rows", p.Store.PruneOutbox, p.Retention); total > 0 {
+				p.Log.Info("pruned old outbox rows", "rows", total, "older_than", p.Retention.String())
 			}
 		}
-		if total > 0 {
-			p.Log.Info("pruned old outbox rows", "rows", total, "older_than", p.Retention.String())
+		if p.TombstoneRetention > 0 {
+			if total := p.prune(ctx, "tombstones", p.Store.PruneTombstones, p.TombstoneRetention); total > 0 {
+				p.Log.Info("pruned old tombstones", "rows", total, "older_than", p.TombstoneRetention.String())
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// prune runs fn in batches until a batch is short, and returns how many rows went.
+func (p Pruner) prune(ctx context.Context, what string, fn func(context.Context, time.Duration, int) (int64, error), retention time.Duration) int64 {
+	var total int64
+	for {
+		n, err := fn(ctx, retention, pruneBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.Log.Warn("pruning failed; retrying at the next interval", "what", what, "err", err)
+			}
+			return total
+		}
+		total += n
+		if n < pruneBatch {
+			return total
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"conferencego/api-conference/internal/postgres/pgtest"
+	"conferencego/syncer/changeevent"
 )
 
 // BenchmarkNotModified is what an idle poller costs the source: a conditional GET of the
@@ -57,5 +58,44 @@ func BenchmarkFullList(b *testing.B) {
 	}
 	for b.Loop() {
 		f.must(b, 200, "GET", "/api/conferences/", nil, nil)
+	}
+}
+
+// BenchmarkIdleFeed is what an idle pull-mode poller costs the source: a poll of the change
+// feed from the cursor the last poll returned, with nothing new. It must not grow with the
+// number of conferences: the index range after the cursor is empty and the join never runs.
+//
+//	go test -run '^$' -bench IdleFeed ./internal/server
+func BenchmarkIdleFeed(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("conferences=%d", n), func(b *testing.B) {
+			f := setup(b)
+			loc := pgtest.MustCreateLocation(b, f.store)
+			if _, err := f.db.ExecContext(context.Background(), `INSERT INTO conferences
+				(name, starts, ends, max_presentations, max_attendees, location_id)
+				SELECT 'Conference ' || i, '2027-03-01', '2027-03-02', 1, 100, ? FROM generate_series(1, ?) AS i`, loc.ID, n); err != nil {
+				b.Fatal(err)
+			}
+			cursor := ""
+			for {
+				var page changeevent.FeedPage
+				f.must(b, 200, "GET", changeevent.PathFeed+"?after="+cursor, nil, &page)
+				cursor = page.Next
+				if !page.More && len(page.Changes) == 0 {
+					break
+				}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := http.Get(f.base + changeevent.PathFeed + "?after=" + cursor)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"conferencego/api-conference/internal/conference"
+	"conferencego/syncer/changeevent"
 )
 
 // problem is an RFC 9457 problem details body.
@@ -45,6 +46,10 @@ func toProblem(err error) problem {
 		p.Status, p.Detail = http.StatusBadRequest, err.Error()
 	case errors.Is(err, conference.ErrNotFound):
 		p.Status, p.Detail = http.StatusNotFound, err.Error()
+	case errors.Is(err, conference.ErrGone):
+		p.Status = http.StatusGone
+		p.Detail = "the cursor is older than the history this source keeps: list " + changeevent.PathState +
+			" again and follow " + changeevent.PathFeed + " from that listing's cursor"
 	case errors.Is(err, conference.ErrConflict):
 		p.Status, p.Detail = http.StatusConflict, err.Error()
 	case errors.As(err, &fiberErr):

@@ -9,6 +9,7 @@ import (
 
 // routes lists every route of the service. Paths match with and without a trailing slash.
 func routes(app *fiber.App, store *postgres.Store, reg *prometheus.Registry) {
+	source := &sourceID{store: store}
 	app.Get("/healthz", health)
 	app.Get("/readyz", ready(store))
 	app.Get("/metrics", metricsHandler(reg))
@@ -23,6 +24,9 @@ func routes(app *fiber.App, store *postgres.Store, reg *prometheus.Registry) {
 
 	app.Get("/api/conferences", handleListConferences(store))
 	app.Post("/api/conferences", handleCreateConference(store))
+	// Before /api/conferences/:id, so that these static paths win.
+	app.Get("/api/conferences/changes", handleFeed(store, source))
+	app.Get("/api/conferences/state", handleState(store, source))
 	app.Get("/api/conferences/:id", handleGetConference(store))
 	app.Put("/api/conferences/:id", handleUpdateConference(store))
 	app.Delete("/api/conferences/:id", handleDeleteConference(store))

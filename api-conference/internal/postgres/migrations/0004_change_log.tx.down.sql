@@ -1,0 +1,15 @@
+DROP TRIGGER IF EXISTS conference_log_truncated ON conferences;
+DROP TRIGGER IF EXISTS conference_log_deleted ON conferences;
+DROP TRIGGER IF EXISTS conference_log_updated ON conferences;
+DROP TRIGGER IF EXISTS conference_log_inserted ON conferences;
+DROP TRIGGER IF EXISTS conference_log_before_update ON conferences;
+DROP TRIGGER IF EXISTS conference_log_before_insert ON conferences;
+DROP FUNCTION IF EXISTS conference_log_truncated();
+DROP FUNCTION IF EXISTS conference_log_deleted();
+DROP FUNCTION IF EXISTS conference_log_updated();
+DROP FUNCTION IF EXISTS conference_log_inserted();
+DROP FUNCTION IF EXISTS conference_log_before_update();
+DROP FUNCTION IF EXISTS conference_log_before_insert();
+DROP TABLE IF EXISTS log_horizon;
+DROP TABLE IF EXISTS conference_log;
+DROP TABLE IF EXISTS source_identity;
