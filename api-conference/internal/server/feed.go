@@ -141,6 +141,20 @@ func handleState(store *postgres.Store, source *sourceID) fiber.Handler {
 			return err
 		}
 		out := changeevent.StatePage{Source: src, Cursor: page.Cursor, Conferences: page.Changes}
+		if lookup {
+			// Every id asked about is answered: a client must never read an id's absence
+			// from the answer as "unknown".
+			known := make(map[int64]bool, len(page.Changes))
+			for _, ch := range page.Changes {
+				known[ch.ConferenceID] = true
+			}
+			out.Unknown = []int64{}
+			for _, id := range ids {
+				if !known[id] {
+					out.Unknown = append(out.Unknown, id)
+				}
+			}
+		}
 		if page.More {
 			next := fmt.Sprintf("%s?%s=%d&%s=%d", changeevent.PathState, changeevent.ParamLimit, limit,
 				changeevent.ParamAfter, page.Changes[len(page.Changes)-1].ConferenceID)

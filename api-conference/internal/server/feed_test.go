@@ -58,6 +58,9 @@ func TestFeedAndStateRoutes(t *testing.T) {
 	if len(lookup.Conferences) != 2 || lookup.Next != nil || lookup.Source != feed.Source {
 		t.Errorf("lookup: %+v", lookup)
 	}
+	if len(lookup.Unknown) != 1 || lookup.Unknown[0] != 999999 {
+		t.Errorf("lookup's unknown ids = %v, want [999999]", lookup.Unknown)
+	}
 	// The conference routes still answer around the static paths.
 	f.must(t, 200, "GET", a.Href, nil, nil)
 }
