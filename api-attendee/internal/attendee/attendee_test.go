@@ -57,9 +57,6 @@ func TestNormalize(t *testing.T) {
 		{"a newer update beats an older delete in the batch",
 			attendee.Batch{Changes: []changeevent.Event{event(1, 5, u), event(1, 4, d)}},
 			[]key{{1, 5, u}}, ""},
-		{"an empty snapshot is refused", attendee.Batch{Complete: true}, nil, "empty snapshot"},
-		{"a snapshot with a delete is refused",
-			attendee.Batch{Complete: true, Changes: []changeevent.Event{event(1, 1, u), event(2, 2, d)}}, nil, "changes[1]"},
 		{"an invalid change is named by index",
 			attendee.Batch{Changes: []changeevent.Event{event(1, 1, u), event(2, 0, u)}}, nil, "changes[1]"},
 	}

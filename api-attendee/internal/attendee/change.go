@@ -25,15 +25,6 @@ const (
 // Batch is a set of changes that are applied together, in one transaction.
 type Batch struct {
 	Changes []changeevent.Event
-	// Complete says that Changes list every live conference at the source (a snapshot, as
-	// pull mode's reconcile sends): every conference stored as live and absent from Changes is
-	// then tombstoned. A complete batch must not be empty and must hold no deletes.
-	Complete bool
-	// TakenAt is when reading a complete batch at the source began. Conferences changed at the
-	// source after it are not tombstoned for their absence (they may be newer than the
-	// snapshot), and it becomes the occurred_at of the tombstones it infers. Zero means no such
-	// guard, and the time of applying.
-	TakenAt time.Time
 }
 
 // ApplyResult counts what applying a batch did.
@@ -42,8 +33,6 @@ type ApplyResult struct {
 	Changes int
 	// Applied is how many of them changed a row; the rest were no newer than what was stored.
 	Applied int
-	// Tombstoned is how many live conferences a complete batch found absent and tombstoned.
-	Tombstoned int
 	// Lags holds, for each applied change, applied_at - occurred_at: how long the change took
 	// from the source to this copy.
 	Lags []time.Duration
@@ -54,18 +43,11 @@ type ApplyResult struct {
 // batches take their row locks in the same order, so they cannot deadlock.
 func (b Batch) Normalize() ([]changeevent.Event, error) {
 	var v ValidationError
-	if b.Complete && len(b.Changes) == 0 {
-		v.Add("changes", "an empty snapshot is refused: it would tombstone every conference")
-	}
 	newest := make(map[int64]changeevent.Event, len(b.Changes))
 	for i, e := range b.Changes {
 		field := fmt.Sprintf("changes[%d]", i)
 		if err := CheckChange(e); err != nil {
 			v.Add(field, err.Error())
-			continue
-		}
-		if b.Complete && e.Type == changeevent.Deleted {
-			v.Add(field, "a snapshot lists live conferences only; send deletes as changes")
 			continue
 		}
 		if old, ok := newest[e.ConferenceID]; ok && !newer(e, old) {
@@ -139,4 +121,47 @@ func ImportHref(e changeevent.Event) string {
 		return e.Data.Href
 	}
 	return changeevent.Href(e.ConferenceID)
+}
+
+// Repair sets the copy of one conference to what the source holds, even below the copy's
+// version: the copy can be ahead of the source only by a fault (a forged or foreign change).
+type Repair struct {
+	ConferenceID int64
+	// Replaces is the copy's version when the repair was decided; the repair applies only
+	// while the copy still holds it.
+	Replaces int64
+	// Change is the source's state; nil when the source does not know the conference, which
+	// leaves a tombstone of version 0.
+	Change *changeevent.Event
+}
+
+// CheckRepairs validates repairs and returns them sorted by conference id (one lock order for
+// everyone), each conference at most once.
+func CheckRepairs(repairs []Repair) ([]Repair, error) {
+	var v ValidationError
+	seen := make(map[int64]bool, len(repairs))
+	for i, r := range repairs {
+		field := fmt.Sprintf("repairs[%d]", i)
+		switch {
+		case r.ConferenceID <= 0:
+			v.Add(field, "conference_id must be positive")
+		case r.Replaces < 0:
+			v.Add(field, "replaces must not be negative")
+		case seen[r.ConferenceID]:
+			v.Add(field, fmt.Sprintf("conference %d is repaired twice", r.ConferenceID))
+		case r.Change != nil && r.Change.ConferenceID != r.ConferenceID:
+			v.Add(field, "change.conference_id differs from conference_id")
+		case r.Change != nil:
+			if err := CheckChange(*r.Change); err != nil {
+				v.Add(field, err.Error())
+			}
+		}
+		seen[r.ConferenceID] = true
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	out := slices.Clone(repairs)
+	slices.SortFunc(out, func(a, b Repair) int { return cmp.Compare(a.ConferenceID, b.ConferenceID) })
+	return out, nil
 }

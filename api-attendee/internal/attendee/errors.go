@@ -6,6 +6,7 @@ package attendee
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -17,6 +18,9 @@ var (
 	// ErrUnavailable is a failure of a dependency (the database went away mid-request): not
 	// the client's fault, and worth retrying.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrSourceMismatch is a hand-over from another source than the one the copy is made
+	// from. It is a conflict: the state of the copy, not the request, is what refuses it.
+	ErrSourceMismatch = fmt.Errorf("%w: another source", ErrConflict)
 )
 
 // FieldError says what is wrong with one input field.

@@ -12,18 +12,17 @@ import (
 type conferenceRow struct {
 	bun.BaseModel `bun:"table:conference_vos,alias:v"`
 
-	ConferenceID   int64        `bun:"conference_id,pk"`
-	ImportHref     string       `bun:"import_href"`
-	Name           string       `bun:"name"`
-	Starts         sql.NullTime `bun:"starts"`
-	Ends           sql.NullTime `bun:"ends"`
-	MaxAttendees   int          `bun:"max_attendees"`
-	Version        int64        `bun:"version"`
-	Deleted        bool         `bun:"deleted"`
-	InferredDelete bool         `bun:"inferred_delete"`
-	EventID        string       `bun:"event_id"`
-	OccurredAt     time.Time    `bun:"occurred_at"`
-	AppliedAt      time.Time    `bun:"applied_at"`
+	ConferenceID int64        `bun:"conference_id,pk"`
+	ImportHref   string       `bun:"import_href"`
+	Name         string       `bun:"name"`
+	Starts       sql.NullTime `bun:"starts"`
+	Ends         sql.NullTime `bun:"ends"`
+	MaxAttendees int          `bun:"max_attendees"`
+	Version      int64        `bun:"version"`
+	Deleted      bool         `bun:"deleted"`
+	EventID      string       `bun:"event_id"`
+	OccurredAt   time.Time    `bun:"occurred_at"`
+	AppliedAt    time.Time    `bun:"applied_at"`
 }
 
 func (r conferenceRow) domain() attendee.Conference {

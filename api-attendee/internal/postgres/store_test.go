@@ -179,81 +179,98 @@ func TestApplyChangesRefusesInvalidBatchWhole(t *testing.T) {
 	}
 }
 
-func TestApplyChangesSnapshot(t *testing.T) {
+func TestHandoverBindsTheCopyToItsSource(t *testing.T) {
+	t.Parallel()
+	store := setup(t)
+	ctx := context.Background()
+	c := pgtest.Created
+	if _, err := store.ApplyHandover(ctx, "source-a", changes(c(1, 1, "A", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if src, _, err := store.Binding(ctx); err != nil || src != "source-a" {
+		t.Fatalf("binding = %q, %v; want source-a", src, err)
+	}
+	_, err := store.ApplyHandover(ctx, "source-b", changes(c(1, 2, "From B", 1), c(2, 1, "B", 1)))
+	if !errors.Is(err, attendee.ErrSourceMismatch) || !errors.Is(err, attendee.ErrConflict) {
+		t.Fatalf("hand-over from another source: err = %v, want ErrSourceMismatch", err)
+	}
+	if got := state(t, store, 1); got.Name != "A" {
+		t.Errorf("a refused hand-over changed conference 1: %+v", got)
+	}
+	if _, err := store.GetConference(ctx, 2); !errors.Is(err, attendee.ErrNotFound) {
+		t.Errorf("a refused hand-over created conference 2: %v", err)
+	}
+	if old, err := store.Unbind(ctx); err != nil || old != "source-a" {
+		t.Fatalf("unbind = %q, %v", old, err)
+	}
+	if _, err := store.ApplyHandover(ctx, "source-b", changes(c(2, 1, "B", 1))); err != nil {
+		t.Fatalf("after unbinding, the new source is refused: %v", err)
+	}
+	if src, _, _ := store.Binding(ctx); src != "source-b" {
+		t.Errorf("binding = %q, want source-b", src)
+	}
+}
+
+func TestRepairLetsTheSourceWin(t *testing.T) {
 	t.Parallel()
 	c := pgtest.Created
-	t.Run("tombstones absentees", func(t *testing.T) {
+	t.Run("a copy ahead of the source goes back to it", func(t *testing.T) {
 		t.Parallel()
 		store := setup(t)
-		mustApply(t, store, changes(c(1, 1, "A", 1), c(2, 1, "B", 1), c(3, 1, "C", 1), pgtest.Deleted(4, 2)))
-		res := mustApply(t, store, attendee.Batch{Complete: true, Changes: []changeevent.Event{c(1, 1, "A", 1), c(3, 2, "C2", 1), c(5, 1, "E", 1)}})
-		if diff := cmp.Diff(attendee.ApplyResult{Changes: 3, Applied: 2, Tombstoned: 1}, res, ignoreLags); diff != "" {
-			t.Errorf("result (-want +got):\n%s", diff)
+		ctx := context.Background()
+		mustApply(t, store, changes(c(1, 1, "A", 1), pgtest.Deleted(2, 1<<62), c(3, 9, "Ahead", 1)))
+		live, three := c(2, 3, "Live at the source", 5), c(3, 4, "Behind", 1)
+		res, err := store.Repair(ctx, "s", []attendee.Repair{
+			{ConferenceID: 2, Replaces: 1 << 62, Change: &live},
+			{ConferenceID: 3, Replaces: 8, Change: &three}, // stale: the copy holds 9, nothing happens
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		want := map[int64]voState{
-			1: {Name: "A", MaxAttendees: 1, Version: 1},
-			2: {Name: "B", MaxAttendees: 1, Version: 1, Deleted: true},
-			3: {Name: "C2", MaxAttendees: 1, Version: 2},
-			4: {Version: 2, Deleted: true},
-			5: {Name: "E", MaxAttendees: 1, Version: 1},
+		if res.Applied != 1 {
+			t.Errorf("applied %d repairs, want 1", res.Applied)
 		}
-		got := map[int64]voState{}
-		for id := range want {
-			got[id] = state(t, store, id)
+		if got := state(t, store, 2); got.Deleted || got.Version != 3 || got.Name != "Live at the source" {
+			t.Errorf("conference 2 after repair: %+v", got)
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("conference_vos (-want +got):\n%s", diff)
+		if got := state(t, store, 3); got.Version != 9 {
+			t.Errorf("a repair whose version no longer holds changed conference 3: %+v", got)
 		}
 	})
-	t.Run("spares conferences changed after the snapshot was taken", func(t *testing.T) {
+	t.Run("a conference the source does not know becomes a version-0 tombstone that the source outranks", func(t *testing.T) {
 		t.Parallel()
 		store := setup(t)
-		takenAt := time.Now().UTC()
-		old, fresh := c(1, 1, "Old", 1), c(2, 1, "Created while the snapshot was read", 1)
-		old.OccurredAt, fresh.OccurredAt = takenAt.Add(-time.Minute), takenAt.Add(time.Second)
-		mustApply(t, store, changes(old, fresh, c(3, 1, "Listed", 1)))
-		res := mustApply(t, store, attendee.Batch{Complete: true, TakenAt: takenAt, Changes: []changeevent.Event{c(3, 1, "Listed", 1)}})
-		if res.Tombstoned != 1 || !state(t, store, 1).Deleted || state(t, store, 2).Deleted {
-			t.Errorf("tombstoned %d; conference 1 deleted %v, conference 2 deleted %v; want only 1",
-				res.Tombstoned, state(t, store, 1).Deleted, state(t, store, 2).Deleted)
+		ctx := context.Background()
+		mustApply(t, store, changes(c(7, 1<<40, "Forged", 1)))
+		if _, err := store.Repair(ctx, "s", []attendee.Repair{{ConferenceID: 7, Replaces: 1 << 40}}); err != nil {
+			t.Fatal(err)
 		}
-		vo, err := store.GetConference(context.Background(), 1)
-		if err != nil || !vo.OccurredAt.Equal(takenAt.Truncate(time.Microsecond)) {
-			t.Errorf("inferred tombstone occurred_at %v, want the snapshot's %v (%v)", vo.OccurredAt, takenAt, err)
+		if got := state(t, store, 7); !got.Deleted || got.Version != 0 {
+			t.Errorf("conference 7 after repair: %+v, want a version-0 tombstone", got)
+		}
+		mustApply(t, store, changes(c(7, 1, "Created at last", 1)))
+		if got := state(t, store, 7); got.Deleted || got.Name != "Created at last" {
+			t.Errorf("conference 7 after its creation: %+v", got)
 		}
 	})
-	t.Run("an empty snapshot is refused and tombstones nothing", func(t *testing.T) {
+	t.Run("bad repairs are refused whole", func(t *testing.T) {
 		t.Parallel()
 		store := setup(t)
-		mustApply(t, store, changes(c(1, 1, "A", 1)))
-		_, err := store.ApplyChanges(context.Background(), attendee.Batch{Complete: true})
-		if !errors.Is(err, attendee.ErrInvalid) {
-			t.Errorf("err = %v, want ErrInvalid", err)
+		ctx := context.Background()
+		mustApply(t, store, changes(c(1, 5, "A", 1)))
+		other := c(2, 1, "Other", 1)
+		for name, rs := range map[string][]attendee.Repair{
+			"zero id":           {{ConferenceID: 0, Replaces: 5}},
+			"negative replaces": {{ConferenceID: 1, Replaces: -1}},
+			"twice":             {{ConferenceID: 1, Replaces: 5}, {ConferenceID: 1, Replaces: 5}},
+			"another id":        {{ConferenceID: 1, Replaces: 5, Change: &other}},
+		} {
+			if _, err := store.Repair(ctx, "s", rs); !errors.Is(err, attendee.ErrInvalid) {
+				t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+			}
 		}
-		if got := state(t, store, 1); got.Deleted {
-			t.Errorf("conference 1 was tombstoned by an empty snapshot")
-		}
-	})
-	t.Run("a snapshot with a delete is refused", func(t *testing.T) {
-		t.Parallel()
-		store := setup(t)
-		_, err := store.ApplyChanges(context.Background(), attendee.Batch{Complete: true, Changes: []changeevent.Event{pgtest.Deleted(1, 2)}})
-		if !errors.Is(err, attendee.ErrInvalid) {
-			t.Errorf("err = %v, want ErrInvalid", err)
-		}
-	})
-	t.Run("an inferred tombstone is lifted by its own version, a real one is not", func(t *testing.T) {
-		t.Parallel()
-		store := setup(t)
-		mustApply(t, store, changes(c(1, 1, "A", 1), c(2, 1, "B", 1), c(3, 1, "C", 1)))
-		mustApply(t, store, changes(pgtest.Deleted(3, 2)))
-		mustApply(t, store, attendee.Batch{Complete: true, Changes: []changeevent.Event{c(1, 1, "A", 1)}})
-		mustApply(t, store, changes(c(2, 1, "B", 1), c(3, 1, "C", 1)))
-		if got := state(t, store, 2); got.Deleted {
-			t.Errorf("conference 2, tombstoned by absence at version 1, stayed deleted after its version 1 came again")
-		}
-		if got := state(t, store, 3); !got.Deleted {
-			t.Errorf("conference 3, deleted at version 2, came back after an older change")
+		if got := state(t, store, 1); got.Version != 5 || got.Deleted {
+			t.Errorf("refused repairs changed conference 1: %+v", got)
 		}
 	})
 }
@@ -459,13 +476,17 @@ func TestApplyChangesLargeBatch(t *testing.T) {
 		t.Errorf("conference 1 at version %d after a failed batch, want 2: the first chunk was kept", got.Version)
 	}
 
-	// A snapshot of all but the last conference, as large.
-	res = mustApply(t, store, attendee.Batch{Complete: true, Changes: v3[:n-1]})
-	if res.Applied != n-1 || res.Tombstoned != 1 || !state(t, store, n).Deleted || state(t, store, n-1).Deleted {
-		t.Errorf("snapshot result %+v: want %d applied and only conference %d tombstoned", res, n-1, n)
+	// The same, as one hand-over from a source.
+	res, err := store.ApplyHandover(ctx, "s", changes(v3[:n-1]...))
+	if err != nil || res.Applied != n-1 {
+		t.Errorf("hand-over result %+v (%v): want %d applied", res, err, n-1)
 	}
 	live, err := store.ListConferences(ctx)
-	if err != nil || len(live) != n-1 {
-		t.Errorf("%d live conferences (%v), want %d", len(live), err, n-1)
+	if err != nil || len(live) != n {
+		t.Errorf("%d live conferences (%v), want %d: nothing is tombstoned for its absence", len(live), err, n)
+	}
+	copies, err := store.ListConferenceCopies(ctx, 10, 7)
+	if err != nil || len(copies) != 7 || copies[0].ID != 11 {
+		t.Errorf("a page of copies after 10: %d rows from %v (%v), want 7 from 11", len(copies), copies, err)
 	}
 }

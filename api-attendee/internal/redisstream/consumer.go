@@ -50,7 +50,10 @@ type Consumer struct {
 	// database answers again the consumer neither reads nor reclaims, so that an outage does
 	// not use up the delivery counts of good entries and send them to the dead-letter stream.
 	dbSuspect bool
-	backoff   backoff
+	// retryOwn is set when an apply failed: the entries stay pending for this consumer, and
+	// the next rounds re-read them (with backoff) instead of waiting ClaimMinIdle for them.
+	retryOwn bool
+	backoff  backoff
 
 	stats counters
 	// lag observes applied_at - occurred_at of every change this consumer applied.
@@ -207,9 +210,21 @@ func (c *Consumer) runOnce(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	msgs, deliveries, err := c.reclaim(readCtx)
-	if err != nil {
-		return 0, c.redisFailed("reclaim", err)
+	var (
+		msgs       []redis.XMessage
+		deliveries map[string]int64
+		err        error
+	)
+	if c.retryOwn {
+		if msgs, deliveries, err = c.readOwnPending(readCtx); err != nil {
+			return 0, c.redisFailed("re-read own pending entries", err)
+		}
+		c.retryOwn = len(msgs) > 0
+	}
+	if len(msgs) == 0 {
+		if msgs, deliveries, err = c.reclaim(readCtx); err != nil {
+			return 0, c.redisFailed("reclaim", err)
+		}
 	}
 	if len(msgs) == 0 {
 		if msgs, err = c.read(readCtx); err != nil {
@@ -292,8 +307,51 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]in
 	if len(msgs) == 0 {
 		return nil, nil, nil
 	}
-	// XAUTOCLAIM does not say how often an entry was delivered; XPENDING does, one exact
-	// lookup per entry, all in one round trip.
+	deliveries, err := c.deliveryCounts(ctx, msgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.stats.read.Add(int64(len(msgs)))
+	c.stats.reclaimed.Add(int64(len(msgs)))
+	c.log.InfoContext(ctx, "reclaimed idle entries", "entries", len(msgs))
+	return msgs, deliveries, nil
+}
+
+// readOwnPending re-reads the entries delivered to this consumer and not acked (XREADGROUP
+// from id 0), with how often each has been delivered, this read included: an entry whose
+// apply fails every time still ends in the dead-letter stream after MaxDeliveries. While the
+// database does not answer at all, the dbSuspect gate keeps these re-reads from happening.
+func (c *Consumer) readOwnPending(ctx context.Context) ([]redis.XMessage, map[string]int64, error) {
+	streams, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: c.cfg.Group, Consumer: c.cfg.Consumer, Streams: []string{c.cfg.Stream, "0"},
+		Count: int64(c.cfg.BatchSize),
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, err
+	}
+	var msgs []redis.XMessage
+	for _, s := range streams {
+		for _, m := range s.Messages {
+			if m.Values != nil { // an entry trimmed away since comes back without values
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, nil, nil
+	}
+	deliveries, err := c.deliveryCounts(ctx, msgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.stats.read.Add(int64(len(msgs)))
+	c.log.InfoContext(ctx, "retrying entries whose apply failed", "entries", len(msgs))
+	return msgs, deliveries, nil
+}
+
+// deliveryCounts reads how often each entry has been delivered. XAUTOCLAIM and XREADGROUP do
+// not say; XPENDING does, one exact lookup per entry, all in one round trip.
+func (c *Consumer) deliveryCounts(ctx context.Context, msgs []redis.XMessage) (map[string]int64, error) {
 	cmds := make([]*redis.XPendingExtCmd, len(msgs))
 	if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range msgs {
@@ -303,7 +361,7 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]in
 		}
 		return nil
 	}); err != nil {
-		return nil, nil, fmt.Errorf("read delivery counts: %w", err)
+		return nil, fmt.Errorf("read delivery counts: %w", err)
 	}
 	deliveries := make(map[string]int64, len(msgs))
 	for _, cmd := range cmds {
@@ -311,10 +369,7 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]in
 			deliveries[p.ID] = p.RetryCount
 		}
 	}
-	c.stats.read.Add(int64(len(msgs)))
-	c.stats.reclaimed.Add(int64(len(msgs)))
-	c.log.InfoContext(ctx, "reclaimed idle entries", "entries", len(msgs))
-	return msgs, deliveries, nil
+	return deliveries, nil
 }
 
 type deadLetter struct {
@@ -324,7 +379,7 @@ type deadLetter struct {
 }
 
 // handle applies msgs and acks what was applied or dead-lettered. Entries whose apply failed
-// for another reason stay pending, to be reclaimed and retried after ClaimMinIdle.
+// for another reason stay pending; the next rounds re-read them with backoff.
 func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries map[string]int64) error {
 	var (
 		events []changeevent.Event
@@ -405,7 +460,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries
 	c.log.InfoContext(ctx, "applied stream entries", "entries", len(msgs), "applied", len(acked),
 		"dead_lettered", len(dead), "failed", failed)
 	if failed > 0 {
-		c.dbSuspect = true
+		c.dbSuspect, c.retryOwn = true, true
 		return fmt.Errorf("%d of %d entries not applied, left pending for retry: %w", failed, len(msgs), lastErr)
 	}
 	return nil

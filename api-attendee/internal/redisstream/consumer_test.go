@@ -491,3 +491,41 @@ func TestDatabaseOutageDoesNotDeadLetter(t *testing.T) {
 		t.Errorf("dead-lettered %d entries after the outage", s.DeadLettered)
 	}
 }
+
+// An apply that failed for a database reason is retried by the same consumer as soon as the
+// backoff allows, not after ClaimMinIdle.
+func TestFailedApplyIsRetriedPromptly(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	cfg := f.config("retrier")
+	cfg.ClaimMinIdle = time.Hour // only the consumer's own retry can bring the entry back
+	cfg.ApplyTimeout = 100 * time.Millisecond
+	cfg.MaxDeliveries = 1000
+	c := mustConsumer(t, f.rdb, f.store, cfg)
+
+	// Another transaction holds the table: the apply times out, a failure of the database.
+	tx, err := f.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE conference_vos IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	xadd(t, f.rdb, f.stream, pgtest.Created(1, 1, "A", 10))
+	for c.Stats().Read < 2 { // the first delivery and at least one retry fail
+		if _, err := c.runOnce(ctx); err == nil && c.Stats().Applied > 0 {
+			t.Fatal("applied while the table was locked")
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, c, func() bool { return c.Stats().Applied == 1 })
+	if s := c.Stats(); s.Reclaimed != 0 || s.DeadLettered != 0 {
+		t.Errorf("stats %+v: want the entry retried by its own consumer, not reclaimed or dead-lettered", s)
+	}
+	if version(t, f.store, 1) != 1 || pendingCount(t, f.rdb, f.stream, f.group) != 0 {
+		t.Error("the entry is not applied and acked")
+	}
+}

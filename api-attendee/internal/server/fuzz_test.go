@@ -19,7 +19,7 @@ func FuzzAttendeeWrites(f *testing.F) {
 		{"POST", "/api/conferences/1/attendees/", nil},
 		{"PUT", existing.Href, nil},
 		{"POST", "/internal/changes", bearer},
-		{"POST", "/internal/snapshot", bearer},
+		{"POST", "/internal/repairs", bearer},
 	}
 	for _, seed := range []string{
 		`{"conference": "/api/conferences/1/", "email": "a@example.com", "name": "A"}`,
@@ -27,8 +27,8 @@ func FuzzAttendeeWrites(f *testing.F) {
 		`{"email": "c@example.com", "name": "C"}`,
 		`{"name": "\u0000"}`,
 		`{"name": "\ud800"}`,
-		`{"changes": [{"event_id": "e", "type": "conference.updated", "conference_id": 1, "version": 2, "occurred_at": "2026-01-01T00:00:00Z", "data": {"id": 1, "href": "/api/conferences/1/", "name": "N", "starts": "2027-01-01T00:00:00Z", "ends": "2027-01-02T00:00:00Z", "max_attendees": 1000000}}]}`,
-		`{"complete": true, "changes": []}`,
+		`{"source": "s", "changes": [{"event_id": "e", "type": "conference.updated", "conference_id": 1, "version": 2, "occurred_at": "2026-01-01T00:00:00Z", "data": {"id": 1, "href": "/api/conferences/1/", "name": "N", "starts": "2027-01-01T00:00:00Z", "ends": "2027-01-02T00:00:00Z", "max_attendees": 1000000}}]}`,
+		`{"source": "s", "repairs": [{"conference_id": 1, "replaces": 1, "change": null}]}`,
 		`{}`, `[]`, `null`, `{"a":`, "\xff",
 	} {
 		for i := range routes {

@@ -6,8 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -37,35 +38,6 @@ func requireToken(token string) fiber.Handler {
 	}
 }
 
-// changeJSON is a change as the internal endpoint takes it: the fields of a stream entry
-// (changeevent), with numbers as JSON numbers and data as an object, or null for a delete.
-type changeJSON struct {
-	EventID      string                  `json:"event_id"`
-	Type         string                  `json:"type"`
-	ConferenceID int64                   `json:"conference_id"`
-	Version      int64                   `json:"version"`
-	OccurredAt   time.Time               `json:"occurred_at"`
-	Data         *changeevent.Conference `json:"data"`
-}
-
-type changesRequest struct {
-	Changes []changeJSON `json:"changes"`
-}
-
-type snapshotRequest struct {
-	// Complete must be true: a snapshot tombstones what it does not list, so it must not be
-	// sent by a client that could not read the whole list.
-	Complete bool         `json:"complete"`
-	TakenAt  *time.Time   `json:"taken_at"`
-	Changes  []changeJSON `json:"changes"`
-}
-
-type applyResponse struct {
-	Changes    int `json:"changes"`
-	Applied    int `json:"applied"`
-	Tombstoned int `json:"tombstoned"`
-}
-
 // decodeStrict reads the body as exactly one JSON object of dst's shape, no unknown fields.
 func decodeStrict(c *fiber.Ctx, dst any) error {
 	if err := requireJSON(c); err != nil {
@@ -83,25 +55,23 @@ func decodeStrict(c *fiber.Ctx, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		return fmt.Errorf("%w: the request body does not match the documented shape: %s", attendee.ErrInvalid, jsonProblem(err))
 	}
-	if _, err := dec.Token(); err == nil {
+	// Only whitespace may follow the object: `{…} trailing` or `{…}]` is not the documented shape.
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		return fmt.Errorf("%w: the request body has content after the JSON object", attendee.ErrInvalid)
 	}
 	return nil
 }
 
 // toEvents converts and checks each change, naming the bad ones by index.
-func toEvents(in []changeJSON) ([]changeevent.Event, error) {
+func toEvents(in []changeevent.Change) ([]changeevent.Event, error) {
 	var v attendee.ValidationError
 	out := make([]changeevent.Event, len(in))
 	for i, c := range in {
-		e := changeevent.Event{
-			ID: c.EventID, Type: changeevent.Type(c.Type), ConferenceID: c.ConferenceID, Version: c.Version,
-			OccurredAt: c.OccurredAt.UTC(), Data: c.Data,
+		e, err := c.Event()
+		if err == nil {
+			err = attendee.CheckChange(e)
 		}
-		if e.Data != nil {
-			e.Data.Starts, e.Data.Ends = e.Data.Starts.UTC(), e.Data.Ends.UTC()
-		}
-		if err := attendee.CheckChange(e); err != nil {
+		if err != nil {
 			v.Add(fmt.Sprintf("changes[%d]", i), err.Error())
 		}
 		out[i] = e
@@ -109,41 +79,55 @@ func toEvents(in []changeJSON) ([]changeevent.Event, error) {
 	return out, v.Err()
 }
 
+func checkSource(source string) error {
+	if err := changeevent.CheckSource(source); err != nil {
+		return attendee.Invalid("source", "must name the source the changes come from (its identity, 1 to 64 printable characters)")
+	}
+	return nil
+}
+
 func respond(c *fiber.Ctx, res attendee.ApplyResult, lag prometheus.Histogram) error {
 	for _, l := range res.Lags {
 		lag.Observe(max(l, 0).Seconds()) // clocks of two hosts may disagree a little
 	}
-	return c.JSON(applyResponse{Changes: res.Changes, Applied: res.Applied, Tombstoned: res.Tombstoned})
+	return c.JSON(changeevent.HandoverResult{Changes: res.Changes, Applied: res.Applied})
 }
 
-// conferenceCopy is a row of conference_vos as the internal endpoint shows it, tombstones
-// included. Starts and ends are null on a tombstone of a conference never seen alive.
-type conferenceCopy struct {
-	ID           int64      `json:"id"`
-	ImportHref   string     `json:"import_href"`
-	Name         string     `json:"name"`
-	Starts       *time.Time `json:"starts"`
-	Ends         *time.Time `json:"ends"`
-	MaxAttendees int        `json:"max_attendees"`
-	Version      int64      `json:"version"`
-	Deleted      bool       `json:"deleted"`
-	OccurredAt   time.Time  `json:"occurred_at"`
-	AppliedAt    time.Time  `json:"applied_at"`
-}
-
-// handleListCopies lists every row of conference_vos, so the syncer and the comparison can
-// check the copy against the source: versions, tombstones and propagation lag.
+// handleListCopies lists rows of conference_vos, tombstones included, by id, so the syncer
+// and the comparison can check the copy against the source: versions, tombstones and lag.
+// With limit it pages; without, it lists every row.
 func handleListCopies(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		confs, err := store.ListConferenceCopies(c.UserContext())
+		var v attendee.ValidationError
+		after, limit := int64(0), 0
+		if s := c.Query(changeevent.ParamAfter); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 || strings.HasPrefix(s, "+") {
+				v.Add(changeevent.ParamAfter, "must be a conference id (a whole number, 0 or more)")
+			}
+			after = n
+		}
+		if s := c.Query(changeevent.ParamLimit); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > changeevent.MaxPage || strings.HasPrefix(s, "+") {
+				v.Add(changeevent.ParamLimit, fmt.Sprintf("must be a whole number from 1 to %d", changeevent.MaxPage))
+			}
+			limit = n
+		}
+		if err := v.Err(); err != nil {
+			return err
+		}
+		source, _, err := store.Binding(c.UserContext())
 		if err != nil {
 			return err
 		}
-		out := struct {
-			Conferences []conferenceCopy `json:"conferences"`
-		}{Conferences: make([]conferenceCopy, len(confs))}
+		confs, err := store.ListConferenceCopies(c.UserContext(), after, limit)
+		if err != nil {
+			return err
+		}
+		out := changeevent.CopyPage{Source: source, Conferences: make([]changeevent.Copy, len(confs))}
 		for i, cf := range confs {
-			cp := conferenceCopy{
+			cp := changeevent.Copy{
 				ID: cf.ID, ImportHref: cf.ImportHref, Name: cf.Name, MaxAttendees: cf.MaxAttendees,
 				Version: cf.Version, Deleted: cf.Deleted, OccurredAt: cf.OccurredAt, AppliedAt: cf.AppliedAt,
 			}
@@ -152,22 +136,29 @@ func handleListCopies(store *postgres.Store) fiber.Handler {
 			}
 			out.Conferences[i] = cp
 		}
+		if limit > 0 && len(confs) == limit {
+			next := fmt.Sprintf("%s?%s=%d&%s=%d", changeevent.PathCopies, changeevent.ParamAfter, confs[len(confs)-1].ID, changeevent.ParamLimit, limit)
+			out.Next = &next
+		}
 		return c.JSON(out)
 	}
 }
 
-// handleApplyChanges applies a batch of changes, all or nothing.
+// handleApplyChanges applies a hand-over from one source, all or nothing.
 func handleApplyChanges(store *postgres.Store, lag prometheus.Histogram) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		var req changesRequest
+		var req changeevent.Handover
 		if err := decodeStrict(c, &req); err != nil {
+			return err
+		}
+		if err := checkSource(req.Source); err != nil {
 			return err
 		}
 		events, err := toEvents(req.Changes)
 		if err != nil {
 			return err
 		}
-		res, err := store.ApplyChanges(c.UserContext(), attendee.Batch{Changes: events})
+		res, err := store.ApplyHandover(c.UserContext(), req.Source, attendee.Batch{Changes: events})
 		if err != nil {
 			return err
 		}
@@ -175,32 +166,66 @@ func handleApplyChanges(store *postgres.Store, lag prometheus.Histogram) fiber.H
 	}
 }
 
-// handleApplySnapshot applies the complete list of live conferences and tombstones every
-// live conference it does not list. An empty or partial snapshot is refused.
-func handleApplySnapshot(store *postgres.Store, lag prometheus.Histogram) fiber.Handler {
+// handleRepairs lets the source win over a copy that is ahead of it, all or nothing.
+func handleRepairs(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		var req snapshotRequest
+		var req changeevent.RepairRequest
 		if err := decodeStrict(c, &req); err != nil {
 			return err
 		}
-		if !req.Complete {
-			return attendee.Invalid("complete", `must be true: a snapshot tombstones what it does not list; send partial lists to /internal/changes`)
-		}
-		events, err := toEvents(req.Changes)
-		if err != nil {
+		if err := checkSource(req.Source); err != nil {
 			return err
 		}
-		b := attendee.Batch{Changes: events, Complete: true}
-		if req.TakenAt != nil {
-			if y := req.TakenAt.UTC().Year(); y < 1 || y > 9999 {
-				return attendee.Invalid("taken_at", "must be an RFC 3339 time between the years 1 and 9999")
+		var v attendee.ValidationError
+		repairs := make([]attendee.Repair, len(req.Repairs))
+		for i, r := range req.Repairs {
+			repairs[i] = attendee.Repair{ConferenceID: r.ConferenceID, Replaces: r.Replaces}
+			if r.Change != nil {
+				e, err := r.Change.Event()
+				if err != nil {
+					v.Add(fmt.Sprintf("repairs[%d]", i), err.Error())
+					continue
+				}
+				repairs[i].Change = &e
 			}
-			b.TakenAt = req.TakenAt.UTC()
 		}
-		res, err := store.ApplyChanges(c.UserContext(), b)
+		if err := v.Err(); err != nil {
+			return err
+		}
+		res, err := store.Repair(c.UserContext(), req.Source, repairs)
 		if err != nil {
 			return err
 		}
-		return respond(c, res, lag)
+		return c.JSON(changeevent.HandoverResult{Changes: res.Changes, Applied: res.Applied})
+	}
+}
+
+// handleGetSource says which source the copy is made from.
+func handleGetSource(store *postgres.Store) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		source, at, err := store.Binding(c.UserContext())
+		if err != nil {
+			return err
+		}
+		out := changeevent.SourceBinding{Source: source}
+		if source != "" {
+			out.BoundAt = &at
+		}
+		return c.JSON(out)
+	}
+}
+
+// handleForgetSource is the operator's way to accept a new source: the next hand-over binds
+// the copy to whatever source it comes from.
+func handleForgetSource(store *postgres.Store, log *slog.Logger) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		old, err := store.Unbind(c.UserContext())
+		if err != nil {
+			return err
+		}
+		if old != "" {
+			log.Warn("the copy is no longer bound to its source; the next hand-over binds it to the source it comes from", "old_source", old)
+		}
+		return c.JSON(changeevent.SourceBinding{})
 	}
 }

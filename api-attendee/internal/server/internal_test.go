@@ -39,21 +39,13 @@ func changesBody(events ...changeevent.Event) map[string]any {
 	for i, e := range events {
 		list[i] = changeObject(e)
 	}
-	return map[string]any{"changes": list}
+	return map[string]any{"source": testSource, "changes": list}
 }
 
-func snapshotBody(events ...changeevent.Event) map[string]any {
-	b := changesBody(events...)
-	b["complete"] = true
-	b["taken_at"] = time.Now().UTC().Format(time.RFC3339Nano)
-	return b
-}
+// testSource is the source every hand-over of these tests comes from.
+const testSource = "source-of-the-tests"
 
-type applyResult struct {
-	Changes    int `json:"changes"`
-	Applied    int `json:"applied"`
-	Tombstoned int `json:"tombstoned"`
-}
+type applyResult = changeevent.HandoverResult
 
 func (f fixture) live(tb testing.TB) map[int64]int64 {
 	tb.Helper()
@@ -84,44 +76,105 @@ func TestInternalChanges(t *testing.T) {
 	if diff := cmp.Diff(map[int64]int64{1: 2, 2: 1}, f.live(t)); diff != "" {
 		t.Errorf("live conferences (-want +got):\n%s", diff)
 	}
-	f.must(t, 200, "POST", "/internal/changes", `{"changes": []}`, &res, bearer...)
+	f.must(t, 200, "POST", "/internal/changes", `{"source": "`+testSource+`", "changes": []}`, &res, bearer...)
 	// Three changes were applied, and each one's lag observed.
 	if m := f.must(t, 200, "GET", "/metrics", nil, nil); !strings.Contains(string(m.body), "attendee_internal_lag_seconds_count 3") {
 		t.Errorf("metrics lack the lag of the three applied changes")
 	}
 }
 
-func TestInternalSnapshot(t *testing.T) {
+func TestInternalSourceAndRepairs(t *testing.T) {
 	t.Parallel()
 	c := pgtest.Created
-	t.Run("tombstones absentees", func(t *testing.T) {
+	t.Run("the first source binds the copy; another is refused until the binding is removed", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5), c(2, 1, "B", 5), c(3, 1, "C", 5)), nil, bearer...)
-		var res applyResult
-		f.must(t, 200, "POST", "/internal/snapshot", snapshotBody(c(1, 1, "A", 5), c(3, 2, "C2", 5), c(4, 1, "D", 5)), &res, bearer...)
-		if diff := cmp.Diff(applyResult{Changes: 3, Applied: 2, Tombstoned: 1}, res); diff != "" {
-			t.Errorf("result (-want +got):\n%s", diff)
+		f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5)), nil, bearer...)
+		var binding changeevent.SourceBinding
+		f.must(t, 200, "GET", "/internal/source", nil, &binding, bearer...)
+		if binding.Source != testSource || binding.BoundAt == nil {
+			t.Errorf("binding %+v, want %s", binding, testSource)
 		}
-		if diff := cmp.Diff(map[int64]int64{1: 1, 3: 2, 4: 1}, f.live(t)); diff != "" {
-			t.Errorf("live conferences (-want +got):\n%s", diff)
+		other := changesBody(c(1, 2, "From elsewhere", 5))
+		other["source"] = "another-database"
+		p := checkProblem(t, f.do(t, "POST", "/internal/changes", other, bearer...), 409)
+		if !strings.Contains(p.Detail, testSource) || !strings.Contains(p.Detail, "another-database") {
+			t.Errorf("detail %q does not name both sources", p.Detail)
 		}
-		checkProblem(t, f.do(t, "GET", "/api/conferences/2/", nil), 404)
+		if diff := cmp.Diff(map[int64]int64{1: 1}, f.live(t)); diff != "" {
+			t.Errorf("a refused hand-over changed the copy (-want +got):\n%s", diff)
+		}
+		f.must(t, 200, "DELETE", "/internal/source", nil, &binding, bearer...)
+		f.must(t, 200, "POST", "/internal/changes", other, nil, bearer...)
+		if diff := cmp.Diff(map[int64]int64{1: 2}, f.live(t)); diff != "" {
+			t.Errorf("after unbinding (-want +got):\n%s", diff)
+		}
 	})
-	t.Run("an empty or partial snapshot tombstones nothing", func(t *testing.T) {
+	t.Run("repairs let the source win over a copy that is ahead", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
-		f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5), c(2, 1, "B", 5)), nil, bearer...)
-		runBadInputs(t, f, []badInput{
-			{name: "empty snapshot", method: "POST", path: "/internal/snapshot", body: `{"complete": true, "changes": []}`, headers: bearer, want: 400, field: "changes"},
-			{name: "no changes at all", method: "POST", path: "/internal/snapshot", body: `{"complete": true}`, headers: bearer, want: 400, field: "changes"},
-			{name: "not said to be complete", method: "POST", path: "/internal/snapshot", body: mustJSON(t, map[string]any{"changes": changesBody(c(1, 1, "A", 5))["changes"]}), headers: bearer, want: 400, field: "complete"},
-			{name: "said to be partial", method: "POST", path: "/internal/snapshot", body: mustJSON(t, map[string]any{"complete": false, "changes": changesBody(c(1, 1, "A", 5))["changes"]}), headers: bearer, want: 400, field: "complete"},
-			{name: "a delete in a snapshot", method: "POST", path: "/internal/snapshot", body: mustJSON(t, snapshotBody(pgtest.Deleted(2, 2))), headers: bearer, want: 400, field: "changes[0]"},
-		})
-		if diff := cmp.Diff(map[int64]int64{1: 1, 2: 1}, f.live(t)); diff != "" {
+		f.must(t, 200, "POST", "/internal/changes", changesBody(c(1, 1, "A", 5), pgtest.Deleted(2, 1<<62), c(3, 7, "Unknown", 5)), nil, bearer...)
+		live := changeObject(c(2, 4, "Live", 5))
+		var res applyResult
+		f.must(t, 200, "POST", "/internal/repairs", map[string]any{"source": testSource, "repairs": []any{
+			map[string]any{"conference_id": 2, "replaces": int64(1 << 62), "change": live},
+			map[string]any{"conference_id": 3, "replaces": 7, "change": nil},
+		}}, &res, bearer...)
+		if res.Applied != 2 {
+			t.Errorf("repaired %d, want 2", res.Applied)
+		}
+		if diff := cmp.Diff(map[int64]int64{1: 1, 2: 4}, f.live(t)); diff != "" {
+			t.Errorf("live conferences after repairs (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("a payload field this side does not know is applied", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		body := changesBody(c(1, 1, "A", 5))
+		ch := body["changes"].([]map[string]any)[0]
+		data := map[string]any{}
+		_ = json.Unmarshal([]byte(mustJSON(t, ch["data"])), &data)
+		data["timezone"] = "America/Chicago"
+		ch["data"] = data
+		f.must(t, 200, "POST", "/internal/changes", body, nil, bearer...)
+		if diff := cmp.Diff(map[int64]int64{1: 1}, f.live(t)); diff != "" {
 			t.Errorf("live conferences (-want +got):\n%s", diff)
 		}
+	})
+	t.Run("the copy in pages", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		var events []changeevent.Event
+		for id := int64(1); id <= 25; id++ {
+			events = append(events, c(id, 1, "P", 5))
+		}
+		events = append(events, pgtest.Deleted(26, 2))
+		f.must(t, 200, "POST", "/internal/changes", changesBody(events...), nil, bearer...)
+		var ids []int64
+		next := "/internal/conferences?limit=10"
+		for pages := 0; next != ""; pages++ {
+			var page changeevent.CopyPage
+			f.must(t, 200, "GET", next, nil, &page, bearer...)
+			if page.Source != testSource || pages > 5 {
+				t.Fatalf("page %d: %+v", pages, page)
+			}
+			for _, cp := range page.Conferences {
+				ids = append(ids, cp.ID)
+			}
+			next = ""
+			if page.Next != nil {
+				next = *page.Next
+			}
+		}
+		if len(ids) != 26 || ids[0] != 1 || ids[25] != 26 {
+			t.Errorf("ids over the pages: %v, want 1…26 once each", ids)
+		}
+		runBadInputs(t, f, []badInput{
+			{name: "limit 0", method: "GET", path: "/internal/conferences?limit=0", headers: bearer, want: 400, field: "limit"},
+			{name: "limit too big", method: "GET", path: "/internal/conferences?limit=1001", headers: bearer, want: 400, field: "limit"},
+			{name: "after not a number", method: "GET", path: "/internal/conferences?after=x", headers: bearer, want: 400, field: "after"},
+			{name: "after negative", method: "GET", path: "/internal/conferences?after=-1", headers: bearer, want: 400, field: "after"},
+		})
 	})
 }
 
@@ -137,10 +190,10 @@ func mustJSON(t *testing.T, v any) string {
 func TestInternalEndpointNeedsTheToken(t *testing.T) {
 	t.Parallel()
 	good := mustJSON(t, changesBody(pgtest.Created(1, 1, "A", 5)))
-	snap := mustJSON(t, snapshotBody(pgtest.Created(1, 1, "A", 5)))
+	snap := mustJSON(t, map[string]any{"source": testSource, "repairs": []any{map[string]any{"conference_id": 1, "replaces": 1, "change": nil}}})
 	refused := func(f fixture, headers ...[]string) []badInput {
 		var cases []badInput
-		for _, route := range []struct{ path, body string }{{"/internal/changes", good}, {"/internal/snapshot", snap}} {
+		for _, route := range []struct{ path, body string }{{"/internal/changes", good}, {"/internal/repairs", snap}} {
 			for i, h := range headers {
 				cases = append(cases, badInput{name: fmt.Sprintf("credentials %d %v", i, h), method: "POST", path: route.path, body: route.body, headers: h, want: 401})
 			}
@@ -190,7 +243,7 @@ func TestInternalWritesRefuseBadInput(t *testing.T) {
 	valid := func(mod func(m map[string]any)) string {
 		m := changeObject(pgtest.Created(2, 1, "B", 5))
 		mod(m)
-		return mustJSON(t, map[string]any{"changes": []any{changeObject(pgtest.Created(1, 2, "A2", 5)), m}})
+		return mustJSON(t, map[string]any{"source": testSource, "changes": []any{changeObject(pgtest.Created(1, 2, "A2", 5)), m}})
 	}
 	data := func(mod func(d map[string]any)) func(m map[string]any) {
 		return func(m map[string]any) {
@@ -201,7 +254,7 @@ func TestInternalWritesRefuseBadInput(t *testing.T) {
 		}
 	}
 	var cases []badInput
-	for _, path := range []string{"/internal/changes", "/internal/snapshot"} {
+	for _, path := range []string{"/internal/changes", "/internal/repairs"} {
 		for _, h := range hostileBodies("POST", path, bearer...) {
 			if h.want == 413 {
 				h.want = 400 // within InternalBodyLimit, so refused for its content
@@ -227,7 +280,6 @@ func TestInternalWritesRefuseBadInput(t *testing.T) {
 		{"update without data", valid(func(m map[string]any) { m["data"] = nil }), "changes[1]"},
 		{"delete with data", valid(func(m map[string]any) { m["type"] = "conference.deleted" }), "changes[1]"},
 		{"data of another conference", valid(data(func(d map[string]any) { d["id"] = 9 })), "changes[1]"},
-		{"unknown data field", valid(data(func(d map[string]any) { d["colour"] = "red" })), ""},
 		{"NUL in name", valid(data(func(d map[string]any) { d["name"] = "B\x00" })), "changes[1]"},
 		{"over-long name", valid(data(func(d map[string]any) { d["name"] = strings.Repeat("n", 10001) })), "changes[1]"},
 		{"negative max_attendees", valid(data(func(d map[string]any) { d["max_attendees"] = -1 })), "changes[1]"},
@@ -235,16 +287,30 @@ func TestInternalWritesRefuseBadInput(t *testing.T) {
 		{"year 0", valid(data(func(d map[string]any) { d["starts"] = "0000-01-01T00:00:00Z" })), "changes[1]"},
 	} {
 		cases = append(cases, badInput{name: tc.name, method: "POST", path: "/internal/changes", body: tc.body, headers: bearer, want: 400, field: tc.field})
-		snap := strings.Replace(tc.body, `{"changes"`, `{"complete": true, "changes"`, 1)
-		cases = append(cases, badInput{name: tc.name, method: "POST", path: "/internal/snapshot", body: snap, headers: bearer, want: 400, field: tc.field})
 	}
-	cases = append(cases,
-		badInput{name: "taken_at not a time", method: "POST", path: "/internal/snapshot", body: `{"complete": true, "taken_at": 5, "changes": []}`, headers: bearer, want: 400},
-		badInput{name: "complete as a string", method: "POST", path: "/internal/snapshot", body: `{"complete": "yes", "changes": []}`, headers: bearer, want: 400},
-	)
+	repair := func(r string) string { return `{"source": "` + testSource + `", "repairs": [` + r + `]}` }
+	for _, tc := range []struct{ name, path, body, field string }{
+		{"no source", "/internal/changes", `{"changes": []}`, "source"},
+		{"empty source", "/internal/changes", `{"source": "", "changes": []}`, "source"},
+		{"source with a space", "/internal/changes", `{"source": "a b", "changes": []}`, "source"},
+		{"source too long", "/internal/changes", `{"source": "` + strings.Repeat("s", 65) + `", "changes": []}`, "source"},
+		{"trailing word", "/internal/changes", `{"source": "s", "changes": []} trailing`, ""},
+		{"trailing bracket", "/internal/changes", `{"source": "s", "changes": []}]`, ""},
+		{"trailing braces", "/internal/changes", `{"source": "s", "changes": []}}}}`, ""},
+		{"repairs without source", "/internal/repairs", `{"repairs": []}`, "source"},
+		{"repairs not a list", "/internal/repairs", `{"source": "s", "repairs": {}}`, ""},
+		{"repair of id 0", "/internal/repairs", repair(`{"conference_id": 0, "replaces": 1, "change": null}`), "repairs[0]"},
+		{"repair replacing -1", "/internal/repairs", repair(`{"conference_id": 1, "replaces": -1, "change": null}`), "repairs[0]"},
+		{"repair twice", "/internal/repairs", repair(`{"conference_id": 1, "replaces": 1, "change": null}, {"conference_id": 1, "replaces": 1, "change": null}`), "repairs[1]"},
+		{"repair with another conference's change", "/internal/repairs", repair(`{"conference_id": 1, "replaces": 1, "change": ` + mustJSON(t, changeObject(pgtest.Created(2, 1, "B", 5))) + `}`), "repairs[0]"},
+		{"repair with a malformed change", "/internal/repairs", repair(`{"conference_id": 1, "replaces": 1, "change": {"type": "conference.moved"}}`), "repairs[0]"},
+		{"repair trailing garbage", "/internal/repairs", repair(``) + ` x`, ""},
+	} {
+		cases = append(cases, badInput{name: tc.name, method: "POST", path: tc.path, body: tc.body, headers: bearer, want: 400, field: tc.field})
+	}
 	runBadInputs(t, f, cases)
-	// A snapshot may be far larger than a public request, but not without bound.
-	checkProblem(t, f.doOversized(t, "POST", "/internal/snapshot", server.InternalBodyLimit+1, bearer...), 413)
+	// A hand-over may be far larger than a public request, but not without bound.
+	checkProblem(t, f.doOversized(t, "POST", "/internal/changes", server.InternalBodyLimit+1, bearer...), 413)
 }
 
 func TestInternalConferencesShowsTombstonesAndLag(t *testing.T) {

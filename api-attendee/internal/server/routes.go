@@ -1,13 +1,15 @@
 package server
 
 import (
+	"log/slog"
+
 	"github.com/gofiber/fiber/v2"
 
 	"conferencego/api-attendee/internal/postgres"
 )
 
 // routes lists every route of the service. Paths match with and without a trailing slash.
-func routes(app *fiber.App, store *postgres.Store, opts Options, checks []Check) {
+func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Options, checks []Check) {
 	app.Get("/healthz", health)
 	app.Get("/readyz", ready(checks))
 	app.Get("/metrics", metricsHandler(opts.Registry))
@@ -29,5 +31,7 @@ func routes(app *fiber.App, store *postgres.Store, opts Options, checks []Check)
 	internal := app.Group("/internal", requireToken(opts.SyncToken))
 	internal.Get("/conferences", handleListCopies(store))
 	internal.Post("/changes", handleApplyChanges(store, lag))
-	internal.Post("/snapshot", handleApplySnapshot(store, lag))
+	internal.Post("/repairs", handleRepairs(store))
+	internal.Get("/source", handleGetSource(store))
+	internal.Delete("/source", handleForgetSource(store, log))
 }

@@ -22,8 +22,8 @@ import (
 // BodyLimit is the largest request body the public API accepts; larger ones get 413.
 const BodyLimit = 1 << 20
 
-// InternalBodyLimit is the largest body of the internal endpoint: a snapshot lists every
-// live conference at once, and 16 MiB holds some 50,000 of them.
+// InternalBodyLimit is the largest body of the internal endpoint: the syncer hands changes
+// in chunks of 500 and the longest change is about 20 KiB, so 16 MiB leaves room to spare.
 const InternalBodyLimit = 16 << 20
 
 // requestTimeout bounds the work of one request, so a stuck query cannot hold a connection.
@@ -77,7 +77,7 @@ func New(log *slog.Logger, store *postgres.Store, opts Options) *fiber.App {
 	app.Use(withTimeout)
 	app.Use(refuseContentEncoding)
 	checks := append([]Check{{Name: "database", Ping: store.Ping}}, opts.ReadyChecks...)
-	routes(app, store, opts, checks)
+	routes(app, log, store, opts, checks)
 	return app
 }
 
