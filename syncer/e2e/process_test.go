@@ -293,6 +293,32 @@ func (p *proc) signal(sig syscall.Signal, grace time.Duration) {
 }
 
 // Err reports whether the process ended without the test asking.
+// SetEnv changes one variable of the process's environment for its next start.
+func (p *proc) SetEnv(key, value string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.env = slices.DeleteFunc(p.env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+	p.env = append(p.env, key+"="+value)
+}
+
+// PeakRSS is the process's peak resident set size so far (VmHWM), in bytes.
+func (p *proc) PeakRSS() (int64, error) {
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
 func (p *proc) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -40,6 +40,7 @@ type system struct {
 	opts   options
 
 	conference *proc
+	proxy      *badProxy
 	attendees  []*proc
 	syncers    []*proc
 	api        *apiClient
@@ -51,6 +52,13 @@ type options struct {
 	persistRedis bool
 	// streamMaxLen is the syncer's SYNC_STREAM_MAXLEN; 0 leaves its default.
 	streamMaxLen int
+	// reconcileInterval is the syncer's SYNC_RECONCILE_INTERVAL; 0 leaves its default.
+	reconcileInterval time.Duration
+	// proxy puts a proxy that can spoil the source's state listing between the syncer and
+	// api-conference (see badProxy).
+	proxy bool
+	// pullList runs pull mode the seed's way (SYNC_PULL=list).
+	pullList bool
 }
 
 // setup starts api-conference, one api-attendee and one syncer in mode, each test with its
@@ -74,6 +82,9 @@ func setup(t *testing.T, mode string, opts options) *system {
 		"DATABASE_URL": s.dbURL, "LOG_LEVEL": "warn",
 	})
 	s.api = newAPIClient(s.conference.URL())
+	if opts.proxy {
+		s.proxy = newBadProxy(t, s.conference.URL())
+	}
 	s.AddAttendee()
 	s.AddSyncer()
 	return s
@@ -103,6 +114,15 @@ func (s *system) AddSyncer() *proc {
 	env := map[string]string{
 		"SYNC_MODE": s.mode, "SYNC_STREAM": s.stream, "SYNC_TOKEN": s.token, "LOG_LEVEL": "info",
 		"CONFERENCE_URL": s.conference.URL(), "ATTENDEE_URL": s.attendees[0].URL(),
+	}
+	if s.proxy != nil {
+		env["CONFERENCE_URL"] = s.proxy.URL()
+	}
+	if s.opts.reconcileInterval > 0 {
+		env["SYNC_RECONCILE_INTERVAL"] = s.opts.reconcileInterval.String()
+	}
+	if s.opts.pullList {
+		env["SYNC_PULL"] = "list"
 	}
 	switch s.mode {
 	case push:

@@ -94,7 +94,15 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("list the source: %w", err)
 	}
-	if binding.Source != "" && binding.Source != first.Source {
+	switch {
+	case binding.Source == "":
+		// Bind first, with an empty hand-over: a reconcile that finds nothing to hand over
+		// must still tie the copy to this source, or a wrong database met later would be
+		// taken for the source and obeyed.
+		if _, err := r.dst.Handover(ctx, first.Source, nil); err != nil {
+			return Result{}, fmt.Errorf("bind the copy to source %s: %w", first.Source, err)
+		}
+	case binding.Source != first.Source:
 		return Result{}, &syncapi.MismatchError{Bound: binding.Source, Seen: first.Source}
 	}
 	run := &run{r: r, ctx: ctx, source: first.Source, res: Result{Source: first.Source, Cursor: first.Cursor}}

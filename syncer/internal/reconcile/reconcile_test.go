@@ -116,3 +116,19 @@ func TestAnotherSourceIsRefusedBeforeAnythingIsHandedOver(t *testing.T) {
 		t.Errorf("the copy changed (-want +got):\n%s", diff)
 	}
 }
+
+// A reconcile that has nothing to hand over still binds the copy, so that a wrong database
+// met later is refused instead of obeyed.
+func TestEmptyReconcileBindsTheCopy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	run(t, b)
+	b.src.ID = "source-b"
+	b.dst.Force(3, 2, false)
+	if _, err := b.rec.Run(context.Background()); !errors.Is(err, syncapi.ErrSourceMismatch) {
+		t.Fatalf("reconcile against another source after an empty first one: err = %v, want a mismatch", err)
+	}
+	if diff := cmp.Diff(map[int64]int64{3: 2}, b.dst.Versions()); diff != "" {
+		t.Errorf("the copy changed (-want +got):\n%s", diff)
+	}
+}

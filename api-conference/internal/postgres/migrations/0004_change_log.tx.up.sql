@@ -46,7 +46,10 @@ ON CONFLICT (conference_id) DO NOTHING;
 
 -- A conference created again under an id that has a tombstone (INSERT … OVERRIDING SYSTEM
 -- VALUE) continues from the tombstone's version, so the delete cannot outrank it downstream.
-CREATE FUNCTION conference_log_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conference_log_before_insert() RETURNS trigger LANGUAGE plpgsql
+    -- Bound to the schema it was made in, so that SQL from any session (an import, a fix by hand)
+    -- that writes conferences finds the log.
+    SET search_path FROM CURRENT AS $$
 DECLARE
     tomb bigint;
 BEGIN
@@ -63,7 +66,10 @@ CREATE TRIGGER conference_log_before_insert BEFORE INSERT ON conferences
 -- An SQL UPDATE cannot change what a conference is without a new version, nor take its version
 -- back. The app's own "version = version + 1" already moves it, so it is not bumped twice.
 -- The id is how every other service knows a conference, so it cannot change.
-CREATE FUNCTION conference_log_before_update() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conference_log_before_update() RETURNS trigger LANGUAGE plpgsql
+    -- Bound to the schema it was made in, so that SQL from any session (an import, a fix by hand)
+    -- that writes conferences finds the log.
+    SET search_path FROM CURRENT AS $$
 BEGIN
     IF NEW.id <> OLD.id THEN
         RAISE EXCEPTION 'conference % cannot change its id', OLD.id USING ERRCODE = 'check_violation';
@@ -83,7 +89,10 @@ CREATE TRIGGER conference_log_before_update BEFORE UPDATE ON conferences
     FOR EACH ROW EXECUTE FUNCTION conference_log_before_update();
 
 -- The log itself: one INSERT … SELECT per statement, however many rows it changed.
-CREATE FUNCTION conference_log_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conference_log_inserted() RETURNS trigger LANGUAGE plpgsql
+    -- Bound to the schema it was made in, so that SQL from any session (an import, a fix by hand)
+    -- that writes conferences finds the log.
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO conference_log AS l (conference_id, version, deleted, xid, changed_at)
     SELECT n.id, n.version, false, pg_current_xact_id(), clock_timestamp() FROM new_rows n
@@ -96,7 +105,10 @@ CREATE TRIGGER conference_log_inserted AFTER INSERT ON conferences
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION conference_log_inserted();
 
 -- Only rows whose version moved: an UPDATE that changed nothing is not a change.
-CREATE FUNCTION conference_log_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conference_log_updated() RETURNS trigger LANGUAGE plpgsql
+    -- Bound to the schema it was made in, so that SQL from any session (an import, a fix by hand)
+    -- that writes conferences finds the log.
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO conference_log AS l (conference_id, version, deleted, xid, changed_at)
     SELECT n.id, n.version, false, pg_current_xact_id(), clock_timestamp()
@@ -111,7 +123,10 @@ CREATE TRIGGER conference_log_updated AFTER UPDATE ON conferences
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION conference_log_updated();
 
 -- A delete carries the next version, as the app's delete event does.
-CREATE FUNCTION conference_log_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conference_log_deleted() RETURNS trigger LANGUAGE plpgsql
+    -- Bound to the schema it was made in, so that SQL from any session (an import, a fix by hand)
+    -- that writes conferences finds the log.
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO conference_log AS l (conference_id, version, deleted, xid, changed_at)
     SELECT o.id, o.version + 1, true, pg_current_xact_id(), clock_timestamp() FROM old_rows o
@@ -124,7 +139,10 @@ CREATE TRIGGER conference_log_deleted AFTER DELETE ON conferences
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION conference_log_deleted();
 
 -- TRUNCATE fires no DELETE trigger; every live conference becomes a tombstone all the same.
-CREATE FUNCTION conference_log_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION conference_log_truncated() RETURNS trigger LANGUAGE plpgsql
+    -- Bound to the schema it was made in, so that SQL from any session (an import, a fix by hand)
+    -- that writes conferences finds the log.
+    SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE conference_log
     SET version = version + 1, deleted = true, xid = pg_current_xact_id(), changed_at = clock_timestamp()
