@@ -155,7 +155,6 @@ func TestConferenceWritesRefuseBadInput(t *testing.T) {
 		{"over-long description", fmt.Sprintf("description=%q", strings.Repeat("x", 10001)), "description"},
 		{"NUL in name", `name="Go\u0000Con"`, "name"},
 		{"ends before starts", `ends="2027-02-01"`, "ends"},
-		{"ends equal starts", `ends="2027-03-01"`, "ends"},
 		{"unparsable date", `starts="next tuesday"`, "starts"},
 		{"date as a number", `starts=20270301`, "starts"},
 		{"year 10000", `ends="10000-01-01T00:00:00Z"`, "ends"},

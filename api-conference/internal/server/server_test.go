@@ -347,6 +347,27 @@ func TestConferenceLifecycle(t *testing.T) {
 	f.must(t, 200, "DELETE", loc.Href, nil, nil)
 }
 
+// TestOneDayConference sends what the original's new-conference page sends for a conference
+// held on one date: starts and ends are the same YYYY-MM-DD.
+func TestOneDayConference(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	loc := f.mustLocation(t)
+	var created conf
+	f.must(t, 201, "POST", "/api/conferences/", map[string]any{
+		"name": "GoDay", "starts": "2027-03-01", "ends": "2027-03-01", "description": "",
+		"max_presentations": "10", "max_attendees": "100", "location": fmt.Sprint(loc.ID),
+	}, &created)
+	if created.Starts != "2027-03-01T00:00:00Z" || created.Ends != created.Starts {
+		t.Errorf("created: %+v", created)
+	}
+	before := f.snapshot(t)
+	checkProblem(t, f.do(t, "PUT", created.Href, map[string]any{"ends": "2027-02-28"}), 400)
+	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+		t.Errorf("a refused update changed the database:\n%s", diff)
+	}
+}
+
 func TestPresentationLifecycle(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -373,7 +394,15 @@ func TestPresentationLifecycle(t *testing.T) {
 		t.Errorf("after approval: %s", got.Status)
 	}
 	f.must(t, 200, "PUT", p.Href+"approval", nil, &got) // idempotent
-	checkProblem(t, f.do(t, "PUT", p.Href+"rejection/", nil), 409)
+	// The original let a decision be set again: approve, reject, and back.
+	f.must(t, 200, "PUT", p.Href+"rejection/", nil, &got)
+	if got.Status != "REJECTED" {
+		t.Errorf("rejected after approval: %s", got.Status)
+	}
+	f.must(t, 200, "PUT", p.Href+"approval/", nil, &got)
+	if got.Status != "APPROVED" {
+		t.Errorf("approved after rejection: %s", got.Status)
+	}
 
 	var second presentation
 	f.must(t, 201, "POST", c.Href+"presentations/", body, &second)
