@@ -83,8 +83,11 @@ func decodeStrict(c *fiber.Ctx, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		return fmt.Errorf("%w: the request body does not match the documented shape: %s", attendee.ErrInvalid, jsonProblem(err))
 	}
-	if _, err := dec.Token(); err == nil {
+	if afterValue(dec, body) {
 		return fmt.Errorf("%w: the request body has content after the JSON object", attendee.ErrInvalid)
+	}
+	if field, ok := nulField(body); ok {
+		return attendee.Invalid(field, "must not contain NUL characters")
 	}
 	return nil
 }
