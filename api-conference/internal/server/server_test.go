@@ -186,11 +186,11 @@ func checkProblem(tb testing.TB, r response, want int) problemBody {
 }
 
 type location struct {
-	ID         int64  `json:"id"`
-	Href       string `json:"href"`
-	Name       string `json:"name"`
-	City       string `json:"city"`
-	RoomCount  int    `json:"room_count"`
+	ID         int64   `json:"id"`
+	Href       string  `json:"href"`
+	Name       string  `json:"name"`
+	City       string  `json:"city"`
+	RoomCount  int     `json:"room_count"`
 	State      string  `json:"state"`
 	PictureURL *string `json:"picture_url"`
 }
