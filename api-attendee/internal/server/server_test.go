@@ -60,7 +60,7 @@ func serve(tb testing.TB, app *fiber.App) string {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Listener(ln) }()
+	go func() { done <- app.Listener(server.Lingering(ln)) }()
 	tb.Cleanup(func() {
 		if err := app.ShutdownWithTimeout(5 * time.Second); err != nil {
 			tb.Errorf("shutdown: %v", err)

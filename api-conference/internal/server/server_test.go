@@ -53,7 +53,7 @@ func serve(tb testing.TB, app *fiber.App) string {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Listener(ln) }()
+	go func() { done <- app.Listener(server.Lingering(ln)) }()
 	tb.Cleanup(func() {
 		// A connection the client dialled but never used counts as idle for the server only
 		// after 5 s (as in net/http), so let the client close its spares first.
