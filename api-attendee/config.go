@@ -42,7 +42,7 @@ const (
 	defaultHTTPAddr    = ":8001"
 	defaultDatabaseURL = "postgres://postgres@localhost:5432/conferencego?sslmode=disable"
 	defaultRedisURL    = "redis://localhost:6379/0"
-	defaultCORSOrigins = "http://localhost:3000"
+	defaultCORSOrigins = "http://localhost:3000,http://localhost:3001"
 )
 
 // configError lists every bad variable at once, on one line, so the process can say it all

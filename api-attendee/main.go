@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(ln) }()
+	go func() { serveErr <- app.Listener(server.Lingering(ln)) }()
 	log.Info("api-attendee is serving", "addr", ln.Addr().String())
 
 	// The consumer stops on its own context, so it can be told to stop when serving fails too.

@@ -288,7 +288,8 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8001" || cfg.SyncMode != "push" || cfg.Stream != "conference.changes" || cfg.Group != "attendee" ||
 		cfg.RedisURL != "redis://localhost:6379/0" || cfg.BatchSize != 100 || cfg.ClaimMinIdle != 30*time.Second ||
-		cfg.MaxDeliveries != 5 || cfg.SyncToken != "" || cfg.LogFormat != "json" {
+		cfg.MaxDeliveries != 5 || cfg.SyncToken != "" || cfg.LogFormat != "json" ||
+		fmt.Sprint(cfg.CORSAllowedOrigins) != "[http://localhost:3000 http://localhost:3001]" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if got := redactURL("redis://:secret@redis:6379/0"); strings.Contains(got, "secret") {

@@ -31,7 +31,7 @@ type config struct {
 const (
 	defaultHTTPAddr    = ":8000"
 	defaultDatabaseURL = "postgres://postgres@localhost:5432/conferencego?sslmode=disable"
-	defaultCORSOrigins = "http://localhost:3000"
+	defaultCORSOrigins = "http://localhost:3000,http://localhost:3001"
 )
 
 // configError lists every bad variable at once, on one line, so the process can say it all

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(ln) }()
+	go func() { serveErr <- app.Listener(server.Lingering(ln)) }()
 	log.Info("api-conference is serving", "addr", ln.Addr().String())
 
 	select {

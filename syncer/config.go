@@ -38,6 +38,7 @@ type config struct {
 	ConferenceURL     string
 	AttendeeURL       string
 	Token             string
+	Pprof             bool // SYNC_PPROF=on serves /debug/pprof on HTTP_ADDR
 	LogLevel          slog.Level
 	LogFormat         string
 }
@@ -109,6 +110,13 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			bad("%s=%q: want an http(s) URL like http://localhost:8000", name, u)
 		}
+	}
+	switch pprofSetting := strings.ToLower(get("SYNC_PPROF", "off")); pprofSetting {
+	case "on":
+		cfg.Pprof = true
+	case "off":
+	default:
+		bad("SYNC_PPROF=%q: want on or off", pprofSetting)
 	}
 	level := get("LOG_LEVEL", "info")
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {

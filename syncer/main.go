@@ -65,8 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("starting syncer", "mode", cfg.Mode, "http_addr", cfg.HTTPAddr,
 		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "stream", cfg.Stream,
 		"stream_maxlen", cfg.StreamMaxLen, "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
-		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", cfg.ConferenceURL,
-		"attendee_url", cfg.AttendeeURL, "sync_token", tokenState, "log_level", cfg.LogLevel.String())
+		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", redactURL(cfg.ConferenceURL),
+		"attendee_url", redactURL(cfg.AttendeeURL), "sync_token", tokenState, "pprof", cfg.Pprof, "log_level", cfg.LogLevel.String())
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	srv := &http.Server{Handler: routes(reg, ready), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(reg, ready, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -224,7 +224,7 @@ func newReconciler(log *slog.Logger, cfg config, client *http.Client) (*reconcil
 	return rec, nil
 }
 
-func routes(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+func routes(reg *prometheus.Registry, ready func(context.Context) error, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	writeJSON := func(w http.ResponseWriter, status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -246,12 +246,13 @@ func routes(reg *prometheus.Registry, ready func(context.Context) error) http.Ha
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles, for finding what stands between the push path and the machine's floor. This
-	// port serves only health and metrics; keep it off public networks (compose binds it to
-	// 127.0.0.1).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// Profiles, for finding what stands between the push path and the machine's floor. They
+	// have no authentication and a trace can run for minutes, so only SYNC_PPROF=on serves them.
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

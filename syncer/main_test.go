@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -217,5 +219,53 @@ func TestDurations(t *testing.T) {
 	}
 	if _, err := parseDuration("off", false); err == nil {
 		t.Error("off accepted where a duration is required")
+	}
+}
+
+func TestPprofIsOffByDefault(t *testing.T) {
+	t.Parallel()
+	ready := func(context.Context) error { return nil }
+	for _, tt := range []struct {
+		on   bool
+		want int
+	}{{false, http.StatusNotFound}, {true, http.StatusOK}} {
+		rec := httptest.NewRecorder()
+		routes(prometheus.NewRegistry(), ready, tt.on).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+		if rec.Code != tt.want {
+			t.Errorf("pprof %v: GET /debug/pprof/ = %d, want %d", tt.on, rec.Code, tt.want)
+		}
+	}
+	for env, want := range map[string]bool{"": false, "off": false, "on": true, "ON": true} {
+		cfg, err := loadConfig(func(k string) string { return map[string]string{"SYNC_PPROF": env}[k] }, false)
+		if err != nil || cfg.Pprof != want {
+			t.Errorf("SYNC_PPROF=%q: pprof %v, %v; want %v", env, cfg.Pprof, err, want)
+		}
+	}
+	_, err := loadConfig(func(k string) string { return map[string]string{"SYNC_PPROF": "yes"}[k] }, false)
+	if err == nil || !strings.Contains(err.Error(), "SYNC_PPROF") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("SYNC_PPROF=yes: %v, want one line naming SYNC_PPROF", err)
+	}
+}
+
+// TestStartLogMasksServiceURLCredentials: a password in CONFERENCE_URL or ATTENDEE_URL
+// (basic auth in front of a service) must not reach the log, as DATABASE_URL's does not.
+func TestStartLogMasksServiceURLCredentials(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	env := map[string]string{
+		"SYNC_MODE": "pull", "SYNC_TOKEN": "t", "LOG_FORMAT": "json", "HTTP_ADDR": "127.0.0.1:0",
+		"CONFERENCE_URL": "http://conf:s3cret-conf@127.0.0.1:1", "ATTENDEE_URL": "http://att:s3cret-att@127.0.0.1:1",
+	}
+	var out bytes.Buffer
+	_ = run(ctx, nil, func(k string) string { return env[k] }, &out)
+	if !strings.Contains(out.String(), "starting syncer") {
+		t.Fatalf("no start line in %q", out.String())
+	}
+	if strings.Contains(out.String(), "s3cret") {
+		t.Errorf("the log shows a service URL's password:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "conf:xxxxx@127.0.0.1:1") {
+		t.Errorf("the log does not show the masked URL:\n%s", out.String())
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -29,8 +30,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// inTx runs fn in a transaction. RunInTx returns the errors of BEGIN and COMMIT as the
+// driver gave them (a backend terminated between statements fails there, 57P01), so they are
+// translated here like every other statement's, and answer 503 rather than 500.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return s.db.RunInTx(ctx, nil, fn)
+	err := s.db.RunInTx(ctx, nil, fn)
+	if err == nil || errors.Is(err, attendee.ErrNotFound) || errors.Is(err, attendee.ErrConflict) ||
+		errors.Is(err, attendee.ErrInvalid) || errors.Is(err, attendee.ErrUnavailable) {
+		return err
+	}
+	return translate(err)
 }
 
 // applyChunk bounds the rows of one INSERT statement, so that a large snapshot does not

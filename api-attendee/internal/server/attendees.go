@@ -27,8 +27,16 @@ type attendeeDetail struct {
 	Conference  conferenceRef `json:"conference"`
 }
 
+// attendeeListItem is the original's list encoder: the conference is its name, a string.
+// Its React attendee list renders that field directly and goes blank on an object.
+type attendeeListItem struct {
+	Href       string `json:"href"`
+	Name       string `json:"name"`
+	Conference string `json:"conference"`
+}
+
 type attendeeList struct {
-	Attendees []attendeeDetail `json:"attendees"`
+	Attendees []attendeeListItem `json:"attendees"`
 }
 
 func attendeeHref(id int64) string { return "/api/attendees/" + strconv.FormatInt(id, 10) + "/" }
@@ -41,10 +49,14 @@ func toAttendeeDetail(a attendee.Attendee) attendeeDetail {
 	}
 }
 
+func toAttendeeListItem(a attendee.Attendee) attendeeListItem {
+	return attendeeListItem{Href: attendeeHref(a.ID), Name: a.Name, Conference: a.Conference.Name}
+}
+
 func toAttendeeList(as []attendee.Attendee) attendeeList {
-	out := attendeeList{Attendees: make([]attendeeDetail, len(as))}
+	out := attendeeList{Attendees: make([]attendeeListItem, len(as))}
 	for i, a := range as {
-		out.Attendees[i] = toAttendeeDetail(a)
+		out.Attendees[i] = toAttendeeListItem(a)
 	}
 	return out
 }

@@ -44,8 +44,11 @@ func decodeObject(c *fiber.Ctx, allowed ...string) (*object, error) {
 	if fields == nil {
 		return nil, fmt.Errorf("%w: the request body must be a JSON object, not null", attendee.ErrInvalid)
 	}
-	if _, err := dec.Token(); err == nil {
+	if afterValue(dec, body) {
 		return nil, fmt.Errorf("%w: the request body has content after the JSON object", attendee.ErrInvalid)
+	}
+	if field, ok := nulField(body); ok {
+		return nil, attendee.Invalid(field, "must not contain NUL characters")
 	}
 	o := &object{fields: fields}
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
@@ -54,6 +57,83 @@ func decodeObject(c *fiber.Ctx, allowed ...string) (*object, error) {
 		}
 	}
 	return o, nil
+}
+
+// afterValue reports whether anything but JSON whitespace follows the value dec decoded from
+// body: a second value, a stray bracket, or plain text.
+func afterValue(dec *json.Decoder, body []byte) bool {
+	return len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0
+}
+
+// nulField returns the path (name, a.b, list[2].c) of the first key or string value in the
+// JSON document body that holds a NUL character. Postgres text and jsonb cannot store one, so
+// it must be refused as bad input before it reaches the database, whatever the field.
+func nulField(body []byte) (string, bool) {
+	type level struct {
+		object bool
+		key    string
+		index  int
+		isKey  bool // the next string in this object is a key
+	}
+	var stack []*level
+	where := func() string {
+		var b strings.Builder
+		for _, l := range stack {
+			if l.object {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(l.key)
+			} else {
+				fmt.Fprintf(&b, "[%d]", l.index)
+			}
+		}
+		if b.Len() == 0 {
+			return "body"
+		}
+		return b.String()
+	}
+	valueDone := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].object {
+				stack[n-1].isKey = true
+			} else {
+				stack[n-1].index++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, &level{object: true, isKey: true})
+			case '[':
+				stack = append(stack, &level{})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			isKey := len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].isKey
+			if isKey {
+				stack[len(stack)-1].key, stack[len(stack)-1].isKey = t, false
+			}
+			if strings.ContainsRune(t, 0) {
+				return where(), true
+			}
+			if !isKey {
+				valueDone()
+			}
+		default:
+			valueDone()
+		}
+	}
 }
 
 // requireJSON answers 415 unless the request says its body is JSON.

@@ -30,6 +30,10 @@ func hostileBodies(method, path string, headers ...string) []badInput {
 		{name: "a bare string", body: `"name"`, want: 400},
 		{name: "empty body", body: ``, want: 400},
 		{name: "trailing content", body: `{} {}`, want: 400},
+		{name: "trailing text", body: `{"name":"G2"} trailing`, want: 400},
+		{name: "trailing bracket", body: `{"name":"G2"}]`, want: 400},
+		{name: "trailing braces", body: `{"name":"G2"}}}}`, want: 400},
+		{name: "trailing text after a valid-looking object", body: `{"changes": []} x`, want: 400},
 		{name: "invalid UTF-8", body: "{\"name\": \"\xff\xfe\"}", want: 400},
 		{name: "2 MiB body", body: big, want: 413},
 		{name: "text/plain", body: `{}`, contentType: "text/plain", want: 415},
@@ -116,6 +120,7 @@ var fieldCases = []struct{ name, change, field string }{
 	{"over-long company", fmt.Sprintf("company_name=%q", strings.Repeat("x", 201)), "company_name"},
 	{"NUL in name", `name="Ada\u0000Lovelace"`, "name"},
 	{"NUL in company", `company_name="\u0000"`, "company_name"},
+	{"NUL in e-mail", `email="ada\u0000@example.com"`, "email"},
 	{"bad e-mail", `email="not-an-address"`, "email"},
 	{"e-mail with a display name", `email="Ada <ada@example.com>"`, "email"},
 	{"e-mail without a dot", `email="ada@localhost"`, "email"},
@@ -163,6 +168,7 @@ func TestAttendeeWritesRefuseBadInput(t *testing.T) {
 		{"conference as a bad href", `conference="/api/conferences/abc/"`, "conference"},
 		{"conference href of another kind", `conference="/api/locations/1/"`, "conference"},
 		{"huge conference id", "conference=1e30", "conference"},
+		{"NUL in conference", `conference="/api/conferences/1/\u0000"`, "conference"},
 	} {
 		cases = append(cases, badInput{name: tc.name, method: "POST", path: "/api/attendees/", body: attendeeBody(true, tc.change), want: 400, field: tc.field})
 	}

@@ -55,9 +55,11 @@ func decodeStrict(c *fiber.Ctx, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		return fmt.Errorf("%w: the request body does not match the documented shape: %s", attendee.ErrInvalid, jsonProblem(err))
 	}
-	// Only whitespace may follow the object: `{…} trailing` or `{…}]` is not the documented shape.
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+	if afterValue(dec, body) {
 		return fmt.Errorf("%w: the request body has content after the JSON object", attendee.ErrInvalid)
+	}
+	if field, ok := nulField(body); ok {
+		return attendee.Invalid(field, "must not contain NUL characters")
 	}
 	return nil
 }

@@ -281,6 +281,8 @@ func TestInternalWritesRefuseBadInput(t *testing.T) {
 		{"delete with data", valid(func(m map[string]any) { m["type"] = "conference.deleted" }), "changes[1]"},
 		{"data of another conference", valid(data(func(d map[string]any) { d["id"] = 9 })), "changes[1]"},
 		{"NUL in name", valid(data(func(d map[string]any) { d["name"] = "B\x00" })), "changes[1]"},
+		{"NUL in event id", valid(func(m map[string]any) { m["event_id"] = "e\x00" }), "changes[1].event_id"},
+		{"NUL in href", valid(data(func(d map[string]any) { d["href"] = "/api/conferences/2/\x00" })), "changes[1]"},
 		{"over-long name", valid(data(func(d map[string]any) { d["name"] = strings.Repeat("n", 10001) })), "changes[1]"},
 		{"negative max_attendees", valid(data(func(d map[string]any) { d["max_attendees"] = -1 })), "changes[1]"},
 		{"max_attendees beyond int32", valid(data(func(d map[string]any) { d["max_attendees"] = 1 << 40 })), "changes[1]"},

@@ -151,8 +151,8 @@ func (c *Conference) Validate(v *ValidationError) {
 	checkText(v, "description", c.Description, MaxTextLen)
 	okStarts := checkTime(v, "starts", c.Starts)
 	okEnds := checkTime(v, "ends", c.Ends)
-	if okStarts && okEnds && !c.Ends.After(c.Starts) {
-		v.Add("ends", "must be after starts")
+	if okStarts && okEnds && c.Ends.Before(c.Starts) {
+		v.Add("ends", "must not be before starts")
 	}
 	checkCount(v, "max_presentations", c.MaxPresentations)
 	checkCount(v, "max_attendees", c.MaxAttendees)
@@ -216,16 +216,14 @@ func (p *Presentation) Validate(v *ValidationError) {
 }
 
 // Transition returns the status a presentation moves to when an approval or rejection
-// (to) is asked in status from. Asking for the status it already has is a no-op; a decided
-// presentation cannot be decided the other way.
+// (to) is asked in status from. As in the original, a decision may be asked again or changed
+// (approved, then rejected, and back): the last one asked stands.
 func Transition(from, to string) (string, error) {
-	switch {
-	case from == to:
-		return to, nil
-	case from == StatusSubmitted:
+	switch to {
+	case StatusApproved, StatusRejected:
 		return to, nil
 	default:
-		return "", fmt.Errorf("%w: presentation is already %s", ErrConflict, strings.ToLower(from))
+		return "", fmt.Errorf("%w: unknown status %q (from %s)", ErrInvalid, to, strings.ToLower(from))
 	}
 }
 

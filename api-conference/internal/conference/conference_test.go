@@ -43,7 +43,7 @@ func TestConferenceValidate(t *testing.T) {
 		"NUL in name":          {func(c *conference.Conference) { c.Name = "Go\x00Con" }, []string{"name"}},
 		"invalid UTF-8":        {func(c *conference.Conference) { c.Description = "\xff\xfe" }, []string{"description"}},
 		"ends before starts":   {func(c *conference.Conference) { c.Ends = c.Starts.Add(-time.Hour) }, []string{"ends"}},
-		"ends equal starts":    {func(c *conference.Conference) { c.Ends = c.Starts }, []string{"ends"}},
+		"one-day conference":   {func(c *conference.Conference) { c.Ends = c.Starts }, nil},
 		"negative attendees":   {func(c *conference.Conference) { c.MaxAttendees = -1 }, []string{"max_attendees"}},
 		"huge presentations":   {func(c *conference.Conference) { c.MaxPresentations = conference.MaxCount + 1 }, []string{"max_presentations"}},
 		"year 10000":           {func(c *conference.Conference) { c.Ends = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, []string{"ends"}},
@@ -158,8 +158,9 @@ func TestTransition(t *testing.T) {
 		{conference.StatusSubmitted, conference.StatusApproved, false},
 		{conference.StatusSubmitted, conference.StatusRejected, false},
 		{conference.StatusApproved, conference.StatusApproved, false},
-		{conference.StatusApproved, conference.StatusRejected, true},
-		{conference.StatusRejected, conference.StatusApproved, true},
+		{conference.StatusApproved, conference.StatusRejected, false},
+		{conference.StatusRejected, conference.StatusApproved, false},
+		{conference.StatusRejected, conference.StatusRejected, false},
 	}
 	for _, tt := range tests {
 		got, err := conference.Transition(tt.from, tt.to)

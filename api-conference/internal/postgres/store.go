@@ -28,8 +28,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// inTx runs fn in a transaction. RunInTx returns the errors of BEGIN and COMMIT as the
+// driver gave them (a backend terminated between statements fails there, 57P01), so they are
+// translated here like every other statement's, and answer 503 rather than 500.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return s.db.RunInTx(ctx, nil, fn)
+	err := s.db.RunInTx(ctx, nil, fn)
+	if err == nil || errors.Is(err, conference.ErrNotFound) || errors.Is(err, conference.ErrConflict) ||
+		errors.Is(err, conference.ErrInvalid) || errors.Is(err, conference.ErrUnavailable) {
+		return err
+	}
+	return translate(err)
 }
 
 // ListStates returns every state, by name.

@@ -20,11 +20,17 @@ const (
 )
 
 type locationSummary struct {
-	Href       string  `json:"href"`
-	Name       string  `json:"name"`
-	City       string  `json:"city"`
-	State      string  `json:"state"`
-	PictureURL *string `json:"picture_url,omitempty"`
+	Href  string `json:"href"`
+	Name  string `json:"name"`
+	City  string `json:"city"`
+	State string `json:"state"`
+}
+
+// locationWithPicture is a conference detail's location: its picture_url is null when the
+// location has no picture, as the original's null field was.
+type locationWithPicture struct {
+	locationSummary
+	PictureURL *string `json:"picture_url"`
 }
 
 type conferenceListItem struct {
@@ -46,18 +52,18 @@ type conferenceList struct {
 }
 
 type conferenceDetail struct {
-	ID               int64           `json:"id"`
-	Href             string          `json:"href"`
-	Name             string          `json:"name"`
-	Starts           time.Time       `json:"starts"`
-	Ends             time.Time       `json:"ends"`
-	Description      string          `json:"description"`
-	MaxPresentations int             `json:"max_presentations"`
-	MaxAttendees     int             `json:"max_attendees"`
-	Version          int64           `json:"version"`
-	Created          time.Time       `json:"created"`
-	Updated          time.Time       `json:"updated"`
-	Location         locationSummary `json:"location"`
+	ID               int64               `json:"id"`
+	Href             string              `json:"href"`
+	Name             string              `json:"name"`
+	Starts           time.Time           `json:"starts"`
+	Ends             time.Time           `json:"ends"`
+	Description      string              `json:"description"`
+	MaxPresentations int                 `json:"max_presentations"`
+	MaxAttendees     int                 `json:"max_attendees"`
+	Version          int64               `json:"version"`
+	Created          time.Time           `json:"created"`
+	Updated          time.Time           `json:"updated"`
+	Location         locationWithPicture `json:"location"`
 }
 
 // conferenceEnvelope is the original project's shape of GET /api/conferences/{id}/.
@@ -67,20 +73,23 @@ type conferenceEnvelope struct {
 	Weather *struct{} `json:"weather"`
 }
 
-func toLocationSummary(l conference.Location, withPicture bool) locationSummary {
-	s := locationSummary{Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State}
-	if withPicture {
-		pic := l.PictureURL
-		s.PictureURL = &pic
+func toLocationSummary(l conference.Location) locationSummary {
+	return locationSummary{Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State}
+}
+
+// nullString is s, or nil (JSON null) when s is empty.
+func nullString(s string) *string {
+	if s == "" {
+		return nil
 	}
-	return s
+	return &s
 }
 
 func toConferenceDetail(c conference.Conference) conferenceDetail {
 	return conferenceDetail{
 		ID: c.ID, Href: changeevent.Href(c.ID), Name: c.Name, Starts: c.Starts, Ends: c.Ends,
 		Description: c.Description, MaxPresentations: c.MaxPresentations, MaxAttendees: c.MaxAttendees,
-		Version: c.Version, Created: c.Created, Updated: c.Updated, Location: toLocationSummary(c.Location, true),
+		Version: c.Version, Created: c.Created, Updated: c.Updated, Location: locationWithPicture{toLocationSummary(c.Location), nullString(c.Location.PictureURL)},
 	}
 }
 
@@ -166,7 +175,7 @@ func handleListConferences(store *postgres.Store) fiber.Handler {
 			out.Conferences[i] = conferenceListItem{
 				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends,
 				MaxAttendees: cf.MaxAttendees, Version: cf.Version, Updated: cf.Updated,
-				Location: toLocationSummary(cf.Location, false),
+				Location: toLocationSummary(cf.Location),
 			}
 		}
 		if more {

@@ -32,12 +32,12 @@ func handleListStates(store *postgres.Store) fiber.Handler {
 func locationHref(id int64) string { return "/api/locations/" + strconv.FormatInt(id, 10) + "/" }
 
 type locationListItem struct {
-	ID         int64  `json:"id"`
-	Href       string `json:"href"`
-	Name       string `json:"name"`
-	City       string `json:"city"`
-	State      string `json:"state"`
-	PictureURL string `json:"picture_url"`
+	ID         int64   `json:"id"`
+	Href       string  `json:"href"`
+	Name       string  `json:"name"`
+	City       string  `json:"city"`
+	State      string  `json:"state"`
+	PictureURL *string `json:"picture_url"`
 }
 
 type locationDetail struct {
@@ -47,7 +47,7 @@ type locationDetail struct {
 	City       string    `json:"city"`
 	RoomCount  int       `json:"room_count"`
 	State      string    `json:"state"`
-	PictureURL string    `json:"picture_url"`
+	PictureURL *string   `json:"picture_url"`
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
 }
@@ -55,7 +55,7 @@ type locationDetail struct {
 func toLocationDetail(l conference.Location) locationDetail {
 	return locationDetail{
 		ID: l.ID, Href: locationHref(l.ID), Name: l.Name, City: l.City, RoomCount: l.RoomCount,
-		State: l.State, PictureURL: l.PictureURL, Created: l.Created, Updated: l.Updated,
+		State: l.State, PictureURL: nullString(l.PictureURL), Created: l.Created, Updated: l.Updated,
 	}
 }
 
@@ -84,7 +84,7 @@ func handleListLocations(store *postgres.Store) fiber.Handler {
 		}
 		out := make([]locationListItem, len(locs))
 		for i, l := range locs {
-			out[i] = locationListItem{ID: l.ID, Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State, PictureURL: l.PictureURL}
+			out[i] = locationListItem{ID: l.ID, Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State, PictureURL: nullString(l.PictureURL)}
 		}
 		return c.JSON(fiber.Map{"locations": out})
 	}
