@@ -120,7 +120,7 @@ func TestPostgresRoles(t *testing.T) {
 		"DATABASE_URL": s.url["api-attendee"], "SYNC_MODE": "pull", "SYNC_TOKEN": token,
 	})
 	att.token = token
-	att.mustDo(t, "POST", "/internal/changes", map[string]any{"changes": []any{c.change()}}, 200, nil)
+	att.mustDo(t, "POST", "/internal/changes", map[string]any{"source": "roles-test", "changes": []any{c.change()}}, 200, nil)
 	att.mustDo(t, "POST", fmt.Sprintf("/api/conferences/%d/attendees/", c.ID),
 		map[string]any{"email": "ada@example.com", "name": "Ada Lovelace"}, 201, nil)
 
