@@ -73,7 +73,7 @@ func TestCompareSmallRun(t *testing.T) {
 	if o.mix, err = parseMix(o.mixText); err != nil {
 		t.Fatal(err)
 	}
-	if o.modes, err = parseModes("push,pull:200ms"); err != nil {
+	if o.modes, err = parseModes("push,pull:200ms,list:200ms"); err != nil {
 		t.Fatal(err)
 	}
 	o.binDir = buildBinaries(t)
@@ -189,7 +189,7 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseMix("create=0,update=0,delete=0"); err == nil {
 		t.Error("all-zero mix accepted")
 	}
-	if m, err := parseModes("push,pull:1s,pull:250ms"); err != nil || len(m) != 3 || m[2].name() != "pull 250ms" {
+	if m, err := parseModes("push,pull:1s,list:250ms"); err != nil || len(m) != 3 || m[2].name() != "pull (list) 250ms" || !m[2].list {
 		t.Errorf("parseModes: %v %v", m, err)
 	}
 	if _, err := parseModes("pull"); err == nil {

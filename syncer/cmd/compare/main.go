@@ -36,14 +36,19 @@ type options struct {
 	adminURL, redisURL            string
 }
 
-// mode is push, or pull with a poll interval.
+// mode is push, or pull with a poll interval, following the change feed or (list) polling the
+// whole list the seed's way.
 type mode struct {
 	kind     string
 	interval time.Duration
+	list     bool
 }
 
 func (m mode) name() string {
-	if m.kind == "pull" {
+	switch {
+	case m.kind == "pull" && m.list:
+		return "pull (list) " + m.interval.String()
+	case m.kind == "pull":
 		return "pull " + m.interval.String()
 	}
 	return m.kind
@@ -56,14 +61,15 @@ func parseModes(s string) ([]mode, error) {
 		switch {
 		case part == "push":
 			out = append(out, mode{kind: "push"})
-		case strings.HasPrefix(part, "pull:"):
-			d, err := time.ParseDuration(strings.TrimPrefix(part, "pull:"))
+		case strings.HasPrefix(part, "pull:"), strings.HasPrefix(part, "list:"):
+			kind, interval, _ := strings.Cut(part, ":")
+			d, err := time.ParseDuration(interval)
 			if err != nil || d < 10*time.Millisecond {
-				return nil, fmt.Errorf("%q: want pull:<interval of at least 10ms>", part)
+				return nil, fmt.Errorf("%q: want %s:<interval of at least 10ms>", part, kind)
 			}
-			out = append(out, mode{kind: "pull", interval: d})
+			out = append(out, mode{kind: "pull", interval: d, list: kind == "list"})
 		default:
-			return nil, fmt.Errorf("%q: want push or pull:<interval>", part)
+			return nil, fmt.Errorf("%q: want push, pull:<interval> (the change feed) or list:<interval> (the whole list)", part)
 		}
 	}
 	return out, nil
@@ -78,7 +84,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 11*time.Second, "wait before the idle stretch: Postgres backends report table statistics up to 10 s late")
 	flag.DurationVar(&o.drain, "drain-timeout", 60*time.Second, "how long to wait for the copy to catch up after the writes")
 	flag.StringVar(&o.mixText, "mix", "create=20,update=70,delete=10", "shares of creates, updates and deletes")
-	flag.StringVar(&modes, "modes", "push,pull:1s,pull:5s", "modes to run, in order: push, pull:<interval>")
+	flag.StringVar(&modes, "modes", "push,pull:1s,list:1s,pull:5s", "modes to run, in order: push, pull:<interval> (follows the change feed), list:<interval> (polls the whole list)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the workload (the same for every mode)")
 	flag.IntVar(&o.initial, "initial", 100, "conferences created before measuring")
 	flag.IntVar(&o.workers, "workers", 32, "concurrent writers")

@@ -102,6 +102,9 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*stack, 
 	s.syncerEnv = []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.url, "ATTENDEE_URL=" + s.attendee.url}
 	if m.kind == "pull" {
 		s.syncerEnv = append(s.syncerEnv, "SYNC_POLL_INTERVAL="+m.interval.String())
+		if m.list {
+			s.syncerEnv = append(s.syncerEnv, "SYNC_PULL=list")
+		}
 	}
 	if s.syncer, err = s.launch(ctx, "syncer", s.syncerEnv...); err != nil {
 		s.stop()
