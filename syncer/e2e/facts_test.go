@@ -464,7 +464,10 @@ func TestManyConferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			awaitProjection(t, s.db, all, tombstoneRequired, scaleWithin(10_000), s.Check)
+			// n, not 10,000: a transaction that overlapped the listing's start (another import, here the
+			// other subtest's) holds the feed's cursor back, and the poller then reads the listing's rows
+			// once more from the feed before it reaches the rename; harmless, and bounded by n.
+			awaitProjection(t, s.db, all, tombstoneRequired, scaleWithin(n), s.Check)
 			t.Logf("%s: a rename that changed %d conferences in one transaction arrived in %s", mode, min(n, 10_000), time.Since(start).Round(time.Millisecond))
 			for _, p := range []*proc{s.conference, s.attendees[0], s.syncers[0]} {
 				rss, err := p.PeakRSS()
