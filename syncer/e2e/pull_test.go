@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
@@ -45,33 +43,14 @@ func TestPullConferenceDown(t *testing.T) {
 
 // TestPullManyPages (pull): more conferences than one page of the list holds (the poller asks
 // for pages of up to 1000). Creates, updates and deletes on the first and the last page all
-// arrive: the poller follows the pages and finds deletes over the complete list.
+// arrive: the reconcile at start lists every page, and the feed brings the deletes.
 func TestPullManyPages(t *testing.T) {
 	t.Parallel()
 	s := setup(t, pull, options{})
 	w := newWorkload(t, s.api, seed(t))
 	ctx := context.Background()
 	const n = 1100
-	ids := make([]int64, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for k := range 8 {
-		wg.Go(func() {
-			for i := k; i < n; i += 8 {
-				var c created
-				c, errs[i] = s.api.createConference(ctx, fmt.Sprintf("Paged %d", i),
-					time.Date(2027, time.Month(1+i%12), 1+i%28, 9, 0, 0, 0, time.UTC), 2, 100, w.locations[i%3])
-				ids[i] = c.ID
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		w.AddCreated(id)
-	}
+	ids := createMany(t, s, w, n)
 	s.AwaitProjection(w.Created(), tombstoneRequired)
 
 	slices.Sort(ids)
