@@ -18,10 +18,10 @@ type OutboxRow struct {
 
 // ClaimOutboxSQL claims and removes up to $1 outbox rows in one statement, returning them in
 // the column order of OutboxRow. Rows locked by another claimer are skipped, not waited for, so
-// relays share the work; the rows are gone only if the claiming transaction commits.
-const ClaimOutboxSQL = `DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, event_id::text, conference_id, type, version, payload, occurred_at`
+// relays share the work; the rows are gone only if the claiming transaction commits. It calls
+// api-conference's claim_outbox (migration 0006), which runs as the table's owner: the relay's
+// role may claim rows but cannot update, insert or renumber them.
+const ClaimOutboxSQL = `SELECT id, event_id, conference_id, type, version, payload, occurred_at FROM claim_outbox($1)`
 
 // Event returns the row as a validated Event; an error wraps ErrMalformed.
 func (o OutboxRow) Event() (Event, error) {
