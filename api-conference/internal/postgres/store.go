@@ -99,17 +99,22 @@ func (s *Store) GetLocation(ctx context.Context, id int64) (conference.Location,
 	return row.domain(), nil
 }
 
-// ListLocations returns every location, by id.
-func (s *Store) ListLocations(ctx context.Context) ([]conference.Location, error) {
+// ListLocations returns up to limit locations with ids above after, by id, and whether more
+// follow: a keyset page.
+func (s *Store) ListLocations(ctx context.Context, after int64, limit int) ([]conference.Location, bool, error) {
 	var rows []locationRow
-	if err := s.db.NewSelect().Model(&rows).Order("id").Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list locations: %w", translate(err))
+	if err := s.db.NewSelect().Model(&rows).Where("id > ?", after).Order("id").Limit(int64(limit) + 1).Scan(ctx); err != nil {
+		return nil, false, fmt.Errorf("list locations: %w", translate(err))
+	}
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
 	}
 	out := make([]conference.Location, len(rows))
 	for i, r := range rows {
 		out[i] = r.domain()
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // UpdateLocation applies p to location id. When the name, city or state change, every

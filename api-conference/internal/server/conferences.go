@@ -2,7 +2,7 @@ package server
 
 import (
 	"fmt"
-	"strconv"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -13,11 +13,8 @@ import (
 	"conferencego/syncer/changeevent"
 )
 
-// Page sizes of the conference list.
-const (
-	DefaultPageSize = 100
-	MaxPageSize     = 1000
-)
+// MaxPageSize is the largest ?limit= of a list.
+const MaxPageSize = 1000
 
 type locationSummary struct {
 	Href  string `json:"href"`
@@ -43,12 +40,6 @@ type conferenceListItem struct {
 	Version      int64           `json:"version"`
 	Updated      time.Time       `json:"updated"`
 	Location     locationSummary `json:"location"`
-}
-
-type conferenceList struct {
-	Conferences []conferenceListItem `json:"conferences"`
-	// Next is the path of the following page, or null on the last one.
-	Next *string `json:"next"`
 }
 
 type conferenceDetail struct {
@@ -112,27 +103,6 @@ func decodeConference(c *fiber.Ctx) (conference.ConferencePatch, error) {
 	return p, o.err()
 }
 
-// pageParams reads ?limit= and ?after=.
-func pageParams(c *fiber.Ctx) (limit int, after int64, err error) {
-	var v conference.ValidationError
-	limit = DefaultPageSize
-	if s := c.Query("limit"); s != "" {
-		n, perr := strconv.Atoi(s)
-		if perr != nil || n < 1 || n > MaxPageSize {
-			v.Add("limit", fmt.Sprintf("must be a whole number from 1 to %d", MaxPageSize))
-		}
-		limit = n
-	}
-	if s := c.Query("after"); s != "" {
-		n, perr := strconv.ParseInt(s, 10, 64)
-		if perr != nil || n < 0 {
-			v.Add("after", "must be a conference id (a whole number, 0 or more)")
-		}
-		after = n
-	}
-	return limit, after, v.Err()
-}
-
 // etagMatches reports whether an If-None-Match header names etag (weak comparison, RFC 9110).
 func etagMatches(header, etag string) bool {
 	for _, candidate := range strings.Split(header, ",") {
@@ -144,12 +114,24 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-// handleListConferences serves keyset pages. Its ETag comes from the change marker, which is
-// read before the page: a page can only be newer than its ETag says, so a client never gets a
-// 304 for a list that changed, and a poll that finds nothing new costs one tiny query.
-func handleListConferences(store *postgres.Store) fiber.Handler {
+// handleListConferences serves every conference, or keyset pages of them. Its ETag comes
+// from the change marker, which is read before the list: a list can only be newer than its
+// ETag says, so a client never gets a 304 for a list that changed, and a poll that finds
+// nothing new costs one tiny query.
+func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handler {
+	l := list[conference.Conference, conferenceListItem]{
+		name: "conferences", path: "/api/conferences/", fetch: store.ListConferences, log: log,
+		key: func(cf conference.Conference) int64 { return cf.ID },
+		item: func(cf conference.Conference) conferenceListItem {
+			return conferenceListItem{
+				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends,
+				MaxAttendees: cf.MaxAttendees, Version: cf.Version, Updated: cf.Updated,
+				Location: toLocationSummary(cf.Location),
+			}
+		},
+	}
 	return func(c *fiber.Ctx) error {
-		limit, after, err := pageParams(c)
+		limit, after, err := listParams(c, "conference")
 		if err != nil {
 			return err
 		}
@@ -166,24 +148,7 @@ func handleListConferences(store *postgres.Store) fiber.Handler {
 			c.Status(fiber.StatusNotModified)
 			return nil
 		}
-		confs, more, err := store.ListConferences(c.UserContext(), after, limit)
-		if err != nil {
-			return err
-		}
-		out := conferenceList{Conferences: make([]conferenceListItem, len(confs))}
-		for i, cf := range confs {
-			out.Conferences[i] = conferenceListItem{
-				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends,
-				MaxAttendees: cf.MaxAttendees, Version: cf.Version, Updated: cf.Updated,
-				Location: toLocationSummary(cf.Location),
-			}
-		}
-		if more {
-			next := fmt.Sprintf("/api/conferences/?limit=%d&after=%d", limit, confs[len(confs)-1].ID)
-			out.Next = &next
-			c.Set(fiber.HeaderLink, "<"+next+`>; rel="next"`)
-		}
-		return c.JSON(out)
+		return l.send(c, limit, after)
 	}
 }
 

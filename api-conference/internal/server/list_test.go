@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ func TestPaginationReturnsEachConferenceOnce(t *testing.T) {
 		first string
 		pages int
 	}{
-		{"/api/conferences/", 3}, // the default page size, 100
+		{"/api/conferences/", 1}, // without a limit, every conference, as the original
 		{"/api/conferences/?limit=7", 36},
 		{"/api/conferences/?limit=250", 1},
 		{"/api/conferences/?limit=1000", 1},
@@ -69,6 +71,83 @@ func TestPaginationReturnsEachConferenceOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Without ?limit= a list holds every item, as the original's pages expect (they never follow
+// next); past one page of the store the body is streamed, and must still be one whole, valid
+// document with each item once, in id order.
+func TestListsWithoutLimitHoldEveryItem(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const n = 1234 // more than two of the stream's pages
+	ctx := context.Background()
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO locations (name, city, room_count, state)
+		SELECT 'Hall ' || i, 'Austin', 3, 'TX'
+		FROM generate_series(1, ?) i`, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO conferences (name, starts, ends, max_presentations, max_attendees, location_id)
+		SELECT 'Conference ' || i, '2027-01-01', '2027-01-02', 10, 100, (SELECT min(id) FROM locations)
+		FROM generate_series(1, ?) i`, n); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"conferences", "locations"} {
+		t.Run(name, func(t *testing.T) {
+			path := "/api/" + name + "/"
+			before := bytesServed(t, f, "/api/"+name)
+			r := f.must(t, 200, "GET", path, nil, nil)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var body map[string]json.RawMessage
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatalf("the streamed list is not one JSON document: %v", err)
+			}
+			if string(body["next"]) != "null" {
+				t.Errorf("next = %s, want null", body["next"])
+			}
+			var items []struct {
+				ID int64 `json:"id"`
+			}
+			if err := json.Unmarshal(body[name], &items); err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != n {
+				t.Fatalf("%d %s, want %d", len(items), name, n)
+			}
+			for i := 1; i < len(items); i++ {
+				if items[i].ID <= items[i-1].ID {
+					t.Fatalf("item %d has id %d after %d: not in id order, or twice", i, items[i].ID, items[i-1].ID)
+				}
+			}
+			if got := bytesServed(t, f, "/api/"+name) - before; got != float64(len(r.body)) {
+				t.Errorf("metrics counted %v bytes for a body of %d", got, len(r.body))
+			}
+			// With a limit, keyset pages as before.
+			var p map[string]json.RawMessage
+			f.must(t, 200, "GET", path+"?limit=1000", nil, &p)
+			var next string
+			if err := json.Unmarshal(p["next"], &next); err != nil || !strings.HasPrefix(next, path+"?limit=1000&after=") {
+				t.Errorf("first page's next = %s", p["next"])
+			}
+		})
+	}
+}
+
+// bytesServed reads the response bytes the metrics counted for GET route.
+func bytesServed(t *testing.T, f fixture, route string) float64 {
+	t.Helper()
+	prefix := `http_response_body_bytes_total{method="GET",route="` + route + `"} `
+	for _, line := range strings.Split(string(f.must(t, 200, "GET", "/metrics", nil, nil).body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 func TestPaginationRefusesBadParameters(t *testing.T) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -76,17 +77,20 @@ func decodeLocation(c *fiber.Ctx) (conference.LocationPatch, error) {
 	return p, o.err()
 }
 
-func handleListLocations(store *postgres.Store) fiber.Handler {
+func handleListLocations(log *slog.Logger, store *postgres.Store) fiber.Handler {
+	l := list[conference.Location, locationListItem]{
+		name: "locations", path: "/api/locations/", fetch: store.ListLocations, log: log,
+		key: func(loc conference.Location) int64 { return loc.ID },
+		item: func(loc conference.Location) locationListItem {
+			return locationListItem{ID: loc.ID, Href: locationHref(loc.ID), Name: loc.Name, City: loc.City, State: loc.State, PictureURL: nullString(loc.PictureURL)}
+		},
+	}
 	return func(c *fiber.Ctx) error {
-		locs, err := store.ListLocations(c.UserContext())
+		limit, after, err := listParams(c, "location")
 		if err != nil {
 			return err
 		}
-		out := make([]locationListItem, len(locs))
-		for i, l := range locs {
-			out[i] = locationListItem{ID: l.ID, Href: locationHref(l.ID), Name: l.Name, City: l.City, State: l.State, PictureURL: nullString(l.PictureURL)}
-		}
-		return c.JSON(fiber.Map{"locations": out})
+		return l.send(c, limit, after)
 	}
 }
 

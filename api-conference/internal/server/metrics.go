@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -39,6 +40,20 @@ func (m *httpMetrics) observe(method, route string, status, size int, took time.
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.bytes.WithLabelValues(method, route).Add(float64(size))
 	m.duration.WithLabelValues(method, route).Observe(took.Seconds())
+}
+
+// metricsKey is where observe leaves the metrics for a handler that streams its body.
+type metricsKey struct{}
+
+// streamMeter returns what a streamed body calls with its size once sent: observe has returned
+// by then, and cannot count a body it never held.
+func streamMeter(c *fiber.Ctx) func(n int) {
+	m, _ := c.Locals(metricsKey{}).(*httpMetrics)
+	if m == nil {
+		return func(int) {}
+	}
+	method, route := strings.Clone(c.Method()), strings.Clone(c.Route().Path)
+	return func(n int) { m.bytes.WithLabelValues(method, route).Add(float64(n)) }
 }
 
 func metricsHandler(reg *prometheus.Registry) fiber.Handler {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"log/slog"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -8,7 +10,7 @@ import (
 )
 
 // routes lists every route of the service. Paths match with and without a trailing slash.
-func routes(app *fiber.App, store *postgres.Store, reg *prometheus.Registry) {
+func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, reg *prometheus.Registry) {
 	source := &sourceID{store: store}
 	app.Get("/healthz", health)
 	app.Get("/readyz", ready(store))
@@ -16,13 +18,13 @@ func routes(app *fiber.App, store *postgres.Store, reg *prometheus.Registry) {
 
 	app.Get("/api/states", handleListStates(store))
 
-	app.Get("/api/locations", handleListLocations(store))
+	app.Get("/api/locations", handleListLocations(log, store))
 	app.Post("/api/locations", handleCreateLocation(store))
 	app.Get("/api/locations/:id", handleGetLocation(store))
 	app.Put("/api/locations/:id", handleUpdateLocation(store))
 	app.Delete("/api/locations/:id", handleDeleteLocation(store))
 
-	app.Get("/api/conferences", handleListConferences(store))
+	app.Get("/api/conferences", handleListConferences(log, store))
 	app.Post("/api/conferences", handleCreateConference(store))
 	// Before /api/conferences/:id, so that these static paths win.
 	app.Get("/api/conferences/changes", handleFeed(store, source))

@@ -58,7 +58,7 @@ func New(log *slog.Logger, store *postgres.Store, opts Options) *fiber.App {
 	}))
 	app.Use(withTimeout)
 	app.Use(refuseContentEncoding)
-	routes(app, store, opts.Registry)
+	routes(app, log, store, opts.Registry)
 	return app
 }
 
@@ -85,6 +85,7 @@ func refuseContentEncoding(c *fiber.Ctx) error {
 func observe(log *slog.Logger, m *httpMetrics, handleErr fiber.ErrorHandler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
+		c.Locals(metricsKey{}, m)
 		if err := c.Next(); err != nil {
 			if herr := handleErr(c, err); herr != nil {
 				return errors.Join(err, herr)
@@ -97,7 +98,13 @@ func observe(log *slog.Logger, m *httpMetrics, handleErr fiber.ErrorHandler) fib
 		status, took := c.Response().StatusCode(), time.Since(start)
 		// The method string aliases fasthttp's buffer, which the next request on this
 		// connection overwrites; the metric keeps its labels, so it gets a copy.
-		m.observe(strings.Clone(c.Method()), route, status, len(c.Response().Body()), took)
+		size := 0
+		if !c.Response().IsBodyStream() {
+			// A streamed list counts its own bytes (streamMeter): Body would read the whole
+			// stream into memory here, which is what streaming avoids.
+			size = len(c.Response().Body())
+		}
+		m.observe(strings.Clone(c.Method()), route, status, size, took)
 		if log.Enabled(c.UserContext(), slog.LevelDebug) {
 			log.DebugContext(c.UserContext(), "request", "method", c.Method(), "path", c.Path(), "status", status, "took", took)
 		}
