@@ -114,8 +114,8 @@ type logRow struct {
 const logColumns = `p.conference_id, coalesce(p.version, 0) AS version, coalesce(p.deleted, false) AS deleted,
 	coalesce(p.xid::text, '0')::numeric AS xid, coalesce(p.changed_at, 'epoch') AS changed_at,
 	c.id IS NOT NULL AS live, coalesce(c.name, '') AS name, c.starts, c.ends,
-	coalesce(c.max_attendees, 0) AS max_attendees, coalesce(loc.name, '') AS loc_name,
-	coalesce(loc.city, '') AS loc_city, coalesce(loc.state, '') AS loc_state,
+	coalesce(c.max_attendees, 0) AS max_attendees, coalesce(c.loc_name, '') AS loc_name,
+	coalesce(c.loc_city, '') AS loc_city, coalesce(c.loc_state, '') AS loc_state,
 	s.xmin::text::numeric AS snap_xmin, s.xmax::text::numeric AS snap_xmax, s.pruned::text::numeric AS pruned_xid`
 
 // snapshotCTE is the statement's snapshot: xmin is the oldest transaction still running.
@@ -124,9 +124,18 @@ const snapshotCTE = `snap AS MATERIALIZED (
 		(SELECT pruned_xid FROM log_horizon) AS pruned
 )`
 
+//
+// Each page row's conference is looked up by key in a LATERAL subquery that OFFSET 0 keeps
+// from being flattened into a join: as a join, the planner, which cannot tell how few rows a
+// cursor's range holds, hashes the whole conferences table for a page it expects to be full,
+// and a poll after one change reads every conference of a small table.
 const logJoins = `FROM snap s LEFT JOIN page p ON true
-	LEFT JOIN conferences c ON c.id = p.conference_id AND NOT p.deleted
-	LEFT JOIN locations loc ON loc.id = c.location_id`
+	LEFT JOIN LATERAL (
+		SELECT c.id, c.name, c.starts, c.ends, c.max_attendees,
+			loc.name AS loc_name, loc.city AS loc_city, loc.state AS loc_state
+		FROM conferences c JOIN locations loc ON loc.id = c.location_id
+		WHERE c.id = p.conference_id AND NOT p.deleted
+		OFFSET 0) c ON true`
 
 func (r logRow) change() (changeevent.Change, error) {
 	id := *r.ConferenceID
