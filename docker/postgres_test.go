@@ -191,11 +191,21 @@ func TestPostgresRoles(t *testing.T) {
 		if err := rows.Err(); err != nil || n == 0 {
 			t.Fatalf("claimed %d rows: %v; want the conference's created event", n, err)
 		}
+		// It records and reads the newest entry it published (migration 0007).
+		if _, err := tx.Exec(ctx, `SELECT record_published($1, $2, $3)`, "conference.changes", 1700000000000, 0); err != nil {
+			t.Fatalf("record the published position: %v", err)
+		}
 		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
+		var ms, seq int64
+		if err := db.QueryRow(ctx, `SELECT ms, seq FROM published_position($1)`, "conference.changes").Scan(&ms, &seq); err != nil || ms != 1700000000000 {
+			t.Errorf("read the published position: %d-%d, %v", ms, seq, err)
+		}
 
 		for _, q := range []string{
+			"SELECT * FROM conference.relay_position",
+			"UPDATE conference.relay_position SET ms = 0",
 			"UPDATE conference.conferences SET name = 'hijacked'",
 			"SELECT count(*) FROM conference.conferences",
 			"DELETE FROM conference.presentations",

@@ -143,6 +143,7 @@ func TestRedisACL(t *testing.T) {
 	must("syncer XADD stream and dead letters", err)
 	must("syncer XINFO STREAM", syncer.XInfoStream(ctx, stream).Err())
 	must("syncer XINFO GROUPS", syncer.XInfoGroups(ctx, stream).Err())
+	must("syncer XPENDING", syncer.XPending(ctx, stream, group).Err())
 	res, err := attendee.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c1", Streams: []string{stream, ">"}, Count: 10, Block: 100 * time.Millisecond}).Result()
 	must("attendee XREADGROUP", err)
 	if len(res) != 1 || len(res[0].Messages) != 1 {

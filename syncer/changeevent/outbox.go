@@ -49,3 +49,12 @@ const (
 	FieldDLQConsumer   = "dlq_consumer"
 	FieldDLQOutboxID   = "outbox_id"
 )
+
+// RecordPublishedSQL records that the relay published stream ($1) up to entry ID $2-$3, in the
+// transaction that deletes the rows it published (api-conference's migration 0007). A position
+// only moves forward.
+const RecordPublishedSQL = `SELECT record_published($1, $2, $3)`
+
+// PublishedPositionSQL returns the newest entry ID recorded for stream $1 as ms, seq: no row
+// when nothing was ever published to it.
+const PublishedPositionSQL = `SELECT ms, seq FROM published_position($1)`

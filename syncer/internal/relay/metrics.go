@@ -8,6 +8,7 @@ type metrics struct {
 	trimLosses                               prometheus.Counter
 	reconciles, reconcileErrors              prometheus.Counter
 	lag                                      prometheus.Histogram
+	losses                                   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, stream string) *metrics {
@@ -32,6 +33,13 @@ func newMetrics(reg prometheus.Registerer, stream string) *metrics {
 			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.lag)
+	m.losses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_redis_losses_total", ConstLabels: labels,
+		Help: "Times Redis was found to have lost stream entries it had accepted, by how it showed: behind (the stream ends before what the relay recorded as published), group_ahead, trimmed (unread entries trimmed), pending (unacknowledged deliveries gone).",
+	}, []string{"cause"})
+	for _, c := range []string{lossBehind, lossGroupAhead, lossTrimmed, lossPending} {
+		m.losses.WithLabelValues(c)
+	}
+	reg.MustRegister(m.lag, m.losses)
 	return m
 }

@@ -110,8 +110,8 @@ type Relay struct {
 	m         *metrics
 	wake      chan struct{}
 	reconcile chan struct{}
-	// trimSeen is the stream's first entry when a loss to trimming was last reconciled.
-	trimSeen string
+	// lossSeen is the fingerprint of the loss last reconciled.
+	lossSeen string
 }
 
 // New returns a relay over the conference database (pool, whose search_path reaches the
@@ -250,6 +250,7 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 	pipe := r.rdb.Pipeline()
 	var oldest time.Time
 	dead := 0
+	var adds []*redis.StringCmd
 	for _, o := range claimed {
 		// Checked once here; the payload's bytes go out as api-conference wrote them.
 		e, err := o.Event()
@@ -269,13 +270,24 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		if oldest.IsZero() || e.OccurredAt.Before(oldest) {
 			oldest = e.OccurredAt
 		}
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream, MaxLen: r.cfg.MaxLen, Approx: true, Values: e.FieldsWithData(o.Payload)})
+		adds = append(adds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream, MaxLen: r.cfg.MaxLen, Approx: true, Values: e.FieldsWithData(o.Payload)}))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
 	}
+	// The newest entry goes on record in the transaction that forgets the rows, and in the same
+	// round trip as its COMMIT: a stream later found behind it has lost what Redis accepted.
+	commit := &pgx.Batch{}
+	if len(adds) > 0 {
+		last, err := parseID(adds[len(adds)-1].Val())
+		if err != nil {
+			return 0, fmt.Errorf("publish to %s: Redis answered entry ID %q: %w", r.cfg.Stream, adds[len(adds)-1].Val(), err)
+		}
+		commit.Queue(changeevent.RecordPublishedSQL, r.cfg.Stream, last.ms, last.seq)
+	}
+	commit.Queue("COMMIT")
 	inTx = false
-	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+	if err := conn.SendBatch(ctx, commit).Close(); err != nil {
 		return 0, fmt.Errorf("commit published batch: %w", err)
 	}
 	published := len(claimed) - dead
@@ -361,14 +373,19 @@ func (r *Relay) watchEpoch(ctx context.Context) {
 			first = false
 			signal(r.reconcile)
 		}
-		if r.cfg.Reconcile != nil {
-			if oldest, lost, err := r.lostToTrimming(ctx); err != nil {
-				r.log.Debug("cannot check the stream for trimmed entries", "err", err)
-			} else if lost && oldest != r.trimSeen {
-				r.trimSeen = oldest
+		if l, err := r.findLoss(ctx); err != nil {
+			r.log.Debug("cannot check the stream for lost entries", "err", err)
+		} else if l.cause != "" && l.fingerprint != r.lossSeen {
+			// Seen once per loss: until the relay publishes again, the next look finds the same.
+			r.lossSeen = l.fingerprint
+			r.m.losses.WithLabelValues(l.cause).Inc()
+			if l.cause == lossTrimmed {
 				r.m.trimLosses.Inc()
-				r.log.Warn("the stream's length cap trimmed entries a consumer group never read; reconciling",
-					"stream", r.cfg.Stream, "oldest_entry", oldest)
+			}
+			if r.cfg.Reconcile == nil {
+				r.log.Error("Redis lost stream entries, and reconcile is off (no SYNC_TOKEN): they are not recovered", "stream", r.cfg.Stream, "cause", l.cause, "detail", l.detail)
+			} else {
+				r.log.Warn("Redis lost stream entries it had accepted; reconciling", "stream", r.cfg.Stream, "cause", l.cause, "detail", l.detail)
 				signal(r.reconcile)
 			}
 		}
@@ -380,50 +397,116 @@ func (r *Relay) watchEpoch(ctx context.Context) {
 	}
 }
 
-// lostToTrimming reports whether MAXLEN trimming removed entries some consumer group had not
-// read, with the stream's oldest entry as it stands. A group whose last delivered entry is
-// older than the oldest entry left has read nothing that remains; if it has more unread
-// entries than the stream now holds (Redis 7's lag: entries added minus entries read), the
-// difference was trimmed away. When Redis cannot tell the lag, a gap is taken as a loss: a
-// reconcile too many is harmless, one too few is not.
-func (r *Relay) lostToTrimming(ctx context.Context) (string, bool, error) {
-	info, err := r.rdb.XInfoStream(ctx, r.cfg.Stream).Result()
-	if err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return "", false, nil
-		}
-		return "", false, fmt.Errorf("XINFO STREAM: %w", err)
-	}
-	if info.Length == 0 {
-		return "", false, nil
-	}
-	oldest := info.FirstEntry.ID
-	groups, err := r.rdb.XInfoGroups(ctx, r.cfg.Stream).Result()
-	if err != nil {
-		return "", false, fmt.Errorf("XINFO GROUPS: %w", err)
-	}
-	for _, g := range groups {
-		if !idBefore(g.LastDeliveredID, oldest) {
-			continue // everything after what it read is still there
-		}
-		if g.Lag < 0 || g.Lag > info.Length {
-			return oldest, true, nil
-		}
-	}
-	return oldest, false, nil
+// The ways Redis is found to have lost entries it accepted, as the label of relay_redis_losses_total.
+const (
+	// lossBehind: the stream ends before the newest entry the relay recorded as published, or is
+	// gone (a restore from an older snapshot, appendfsync everysec after a crash, a failover to a
+	// replica that lagged, a DEL).
+	lossBehind = "behind"
+	// lossGroupAhead: a consumer group has been delivered entries past the stream's end.
+	lossGroupAhead = "group_ahead"
+	// lossTrimmed: entries a group had not read were trimmed (the length cap, or XTRIM/MAXLEN
+	// by hand).
+	lossTrimmed = "trimmed"
+	// lossPending: entries delivered to a consumer and not yet acknowledged are no longer in
+	// the stream, so their redelivery would find nothing.
+	lossPending = "pending"
+)
+
+// loss is what findLoss found: no cause when nothing is lost. Its fingerprint names this
+// loss, so that a state seen again is not reconciled twice.
+type loss struct {
+	cause, detail, fingerprint string
 }
 
-// idBefore reports whether stream entry id a is older than b ("ms-seq", compared as numbers).
-func idBefore(a, b string) bool {
-	parse := func(id string) (uint64, uint64) {
-		ms, seq, _ := strings.Cut(id, "-")
-		m, _ := strconv.ParseUint(ms, 10, 64)
-		s, _ := strconv.ParseUint(seq, 10, 64)
-		return m, s
+// findLoss compares the stream with what the relay recorded as published and with what its
+// consumer groups have been given. Everything it reports is something Redis accepted and no
+// longer holds; a reconcile makes up for it. Being wrong towards a reconcile too many is
+// harmless; one too few is not.
+func (r *Relay) findLoss(ctx context.Context) (loss, error) {
+	// The recorded position first: whatever it names, Redis accepted before this look.
+	var pos streamID
+	recorded := true
+	if err := r.pool.QueryRow(ctx, changeevent.PublishedPositionSQL, r.cfg.Stream).Scan(&pos.ms, &pos.seq); err != nil {
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return loss{}, fmt.Errorf("read the published position: %w", err)
+		}
+		recorded = false
 	}
-	am, as := parse(a)
-	bm, bs := parse(b)
-	return am < bm || (am == bm && as < bs)
+	info, err := r.rdb.XInfoStream(ctx, r.cfg.Stream).Result()
+	if err != nil {
+		if !strings.Contains(err.Error(), "no such key") {
+			return loss{}, fmt.Errorf("XINFO STREAM: %w", err)
+		}
+		if recorded {
+			return loss{lossBehind, "the stream is gone; the relay had published up to " + pos.String(), "gone@" + pos.String()}, nil
+		}
+		return loss{}, nil
+	}
+	last, err := parseID(info.LastGeneratedID)
+	if err != nil {
+		return loss{}, fmt.Errorf("XINFO STREAM: %w", err)
+	}
+	if recorded && last.before(pos) {
+		return loss{lossBehind, fmt.Sprintf("the stream ends at %s; the relay had published up to %s", last, pos), "behind@" + pos.String()}, nil
+	}
+	groups, err := r.rdb.XInfoGroups(ctx, r.cfg.Stream).Result()
+	if err != nil {
+		return loss{}, fmt.Errorf("XINFO GROUPS: %w", err)
+	}
+	first := info.FirstEntry.ID
+	for _, g := range groups {
+		delivered, _ := parseID(g.LastDeliveredID)
+		if last.before(delivered) {
+			return loss{lossGroupAhead, fmt.Sprintf("group %s was delivered up to %s; the stream ends at %s", g.Name, delivered, last), "ahead@" + g.Name + "@" + delivered.String()}, nil
+		}
+		if g.Pending > 0 {
+			p, err := r.rdb.XPending(ctx, r.cfg.Stream, g.Name).Result()
+			if err != nil {
+				return loss{}, fmt.Errorf("XPENDING %s: %w", g.Name, err)
+			}
+			if p.Count > 0 && (info.Length == 0 || idBefore(p.Lower, first)) {
+				return loss{lossPending, fmt.Sprintf("group %s has %d pending deliveries from %s; the stream starts at %q", g.Name, p.Count, p.Lower, first), "pending@" + g.Name + "@" + p.Lower}, nil
+			}
+		}
+		// An empty stream whose last ID is past what the group was delivered had entries the
+		// group never got. Otherwise Redis 7's lag (entries added minus entries read) tells:
+		// more of them than the stream holds, for a group that has read nothing still there,
+		// means some were trimmed unread; when Redis cannot tell the lag (-1), a gap is taken
+		// as a loss.
+		if (info.Length == 0 && delivered.before(last)) ||
+			(info.Length > 0 && idBefore(g.LastDeliveredID, first) && (g.Lag < 0 || g.Lag > info.Length)) {
+			return loss{lossTrimmed, fmt.Sprintf("group %s had %d entries to read; the stream holds %d", g.Name, g.Lag, info.Length), "trimmed@" + g.Name + "@" + info.LastGeneratedID}, nil
+		}
+	}
+	return loss{}, nil
+}
+
+// streamID is a stream entry ID, "ms-seq", as its two numbers.
+type streamID struct{ ms, seq int64 }
+
+func parseID(id string) (streamID, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	m, err1 := strconv.ParseInt(ms, 10, 64)
+	n, err2 := strconv.ParseInt(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil || m < 0 || n < 0 {
+		return streamID{}, fmt.Errorf("stream entry ID %q is not ms-seq", id)
+	}
+	return streamID{m, n}, nil
+}
+
+func (a streamID) before(b streamID) bool {
+	return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq)
+}
+
+func (a streamID) String() string { return strconv.FormatInt(a.ms, 10) + "-" + strconv.FormatInt(a.seq, 10) }
+
+// idBefore reports whether stream entry id a is older than b; an ID that does not parse
+// counts as 0-0.
+func idBefore(a, b string) bool {
+	x, _ := parseID(a)
+	y, _ := parseID(b)
+	return x.before(y)
 }
 
 // reconcileLoop runs Config.Reconcile when asked and every ReconcileInterval, retrying a

@@ -456,7 +456,9 @@ func TestTrimmedUnreadEntriesTriggerReconcile(t *testing.T) {
 	}
 	read := func(group string) {
 		for {
-			res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{b.stream, ">"}, Count: 1000, Block: -1}).Result()
+			// NOACK, as a consumer that applied and acknowledged all it read: what is pending
+			// is another check's (TestTruncatedStreamIsALoss).
+			res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{b.stream, ">"}, Count: 1000, Block: -1, NoAck: true}).Result()
 			if err == redis.Nil || (err == nil && len(res[0].Messages) == 0) {
 				return
 			}
@@ -477,23 +479,161 @@ func TestTrimmedUnreadEntriesTriggerReconcile(t *testing.T) {
 	add(500)
 	read("behind")
 	read("keeping-up")
-	if _, lost, err := r.lostToTrimming(ctx); err != nil || lost {
-		t.Fatalf("both groups read everything: lost=%v err=%v", lost, err)
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("both groups read everything: loss=%+v err=%v", l, err)
 	}
 	// Both groups fall behind, but only "keeping-up" catches up before the cap bites.
 	add(900)
 	read("keeping-up")
-	if _, lost, err := r.lostToTrimming(ctx); err != nil || lost {
-		t.Fatalf("nothing unread was trimmed yet: lost=%v err=%v", lost, err)
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("nothing unread was trimmed yet: loss=%+v err=%v", l, err)
 	}
 	add(3000)
 	read("keeping-up")
-	if _, lost, err := r.lostToTrimming(ctx); err != nil || !lost {
-		t.Fatalf("group behind lost entries to trimming, but lost=%v err=%v", lost, err)
+	if l, err := r.findLoss(ctx); err != nil || l.cause != lossTrimmed {
+		t.Fatalf("group behind lost entries to trimming, but loss=%+v err=%v", l, err)
 	}
 	read("behind")
-	if _, lost, err := r.lostToTrimming(ctx); err != nil || lost {
-		t.Fatalf("after it caught up: lost=%v err=%v", lost, err)
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("after it caught up: loss=%+v err=%v", l, err)
+	}
+}
+
+// publishAll runs the relay until the outbox is empty.
+func publishAll(t *testing.T, r *Relay) {
+	t.Helper()
+	for {
+		n, err := r.runOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// The relay records the newest entry it published in the transaction that deletes the rows;
+// a stream that later ends before it, or is gone, has lost what Redis accepted.
+func TestStreamBehindThePublishedPositionIsALoss(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := b.relay(t, Config{BatchSize: 2})
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("nothing published yet: loss=%+v err=%v", l, err)
+	}
+	for v := int64(1); v <= 5; v++ {
+		commitEvent(t, b.pool, 1, v, changeevent.TypeFor(v, false))
+	}
+	publishAll(t, r)
+	info, err := b.rdb.XInfoStream(ctx, b.stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pos streamID
+	if err := b.pool.QueryRow(ctx, changeevent.PublishedPositionSQL, b.stream).Scan(&pos.ms, &pos.seq); err != nil {
+		t.Fatal(err)
+	}
+	if pos.String() != info.LastGeneratedID {
+		t.Fatalf("recorded %s, the stream's newest entry is %s", pos, info.LastGeneratedID)
+	}
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("the stream holds everything: loss=%+v err=%v", l, err)
+	}
+
+	// Redis comes back without the newest two entries, as from an older snapshot: a stream
+	// rebuilt from its first three entries, with its own last ID.
+	entries, err := b.rdb.XRange(ctx, b.stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rdb.Del(ctx, b.stream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := r.findLoss(ctx); err != nil || l.cause != lossBehind {
+		t.Fatalf("the stream is gone: loss=%+v err=%v", l, err)
+	}
+	for _, e := range entries[:3] {
+		if err := b.rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, ID: e.ID, Values: e.Values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := r.findLoss(ctx)
+	if err != nil || l.cause != lossBehind {
+		t.Fatalf("the stream ends at %s, before %s: loss=%+v err=%v", entries[2].ID, pos, l, err)
+	}
+	if !strings.Contains(l.detail, pos.String()) {
+		t.Errorf("the detail %q does not name the recorded position", l.detail)
+	}
+	// Once the relay publishes past the position again, the stream agrees with the record.
+	commitEvent(t, b.pool, 1, 6, changeevent.Updated)
+	publishAll(t, r)
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("after publishing again: loss=%+v err=%v", l, err)
+	}
+}
+
+// A writer that truncates the stream (XADD … MAXLEN 0, which the relay's own Redis user may
+// send) takes entries a group has not read, and deliveries it has not acknowledged.
+func TestTruncatedStreamIsALoss(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		readFirst bool // the group reads (but does not ack) before the truncation
+		want      string
+	}{{"unread", false, lossTrimmed}, {"pending", true, lossPending}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			r := b.relay(t, Config{})
+			if err := b.rdb.XGroupCreateMkStream(ctx, b.stream, "attendee", "0").Err(); err != nil {
+				t.Fatal(err)
+			}
+			for v := int64(1); v <= 3; v++ {
+				commitEvent(t, b.pool, 7, v, changeevent.TypeFor(v, false))
+			}
+			publishAll(t, r)
+			if tc.readFirst {
+				if err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "attendee", Consumer: "c", Streams: []string{b.stream, ">"}, Count: 10, Block: -1}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+				t.Fatalf("before the truncation: loss=%+v err=%v", l, err)
+			}
+			// go-redis reads MaxLen 0 as "no cap", so the command is spelt out.
+			if err := b.rdb.Do(ctx, "XADD", b.stream, "MAXLEN", "0", "*", "x", "y").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if n := b.rdb.XLen(ctx, b.stream).Val(); n != 0 {
+				t.Fatalf("XADD MAXLEN 0 left %d entries", n)
+			}
+			if l, err := r.findLoss(ctx); err != nil || l.cause != tc.want {
+				t.Fatalf("after the truncation: loss=%+v err=%v; want %s", l, err, tc.want)
+			}
+		})
+	}
+}
+
+// A group that has been delivered entries past the stream's end was given what Redis no
+// longer has: its state outlived the stream's (a group set by hand, or restored apart).
+func TestGroupAheadOfTheStreamIsALoss(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := b.relay(t, Config{})
+	commitEvent(t, b.pool, 3, 1, changeevent.Created)
+	publishAll(t, r)
+	if err := b.rdb.XGroupCreateMkStream(ctx, b.stream, "attendee", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rdb.XGroupSetID(ctx, b.stream, "attendee", "99999999999999-0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := r.findLoss(ctx); err != nil || l.cause != lossGroupAhead {
+		t.Fatalf("loss=%+v err=%v; want %s", l, err, lossGroupAhead)
 	}
 }
 
