@@ -124,7 +124,6 @@ const snapshotCTE = `snap AS MATERIALIZED (
 		(SELECT pruned_xid FROM log_horizon) AS pruned
 )`
 
-//
 // Each page row's conference is looked up by key in a LATERAL subquery that OFFSET 0 keeps
 // from being flattened into a join: as a join, the planner, which cannot tell how few rows a
 // cursor's range holds, hashes the whole conferences table for a page it expects to be full,

@@ -499,7 +499,9 @@ func (a streamID) before(b streamID) bool {
 	return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq)
 }
 
-func (a streamID) String() string { return strconv.FormatInt(a.ms, 10) + "-" + strconv.FormatInt(a.seq, 10) }
+func (a streamID) String() string {
+	return strconv.FormatInt(a.ms, 10) + "-" + strconv.FormatInt(a.seq, 10)
+}
 
 // idBefore reports whether stream entry id a is older than b; an ID that does not parse
 // counts as 0-0.
