@@ -42,12 +42,6 @@ func FieldsProblem(fields []FieldError) *Problem {
 	return p
 }
 
-// UnavailableProblem is the 503 of a dependency (the database) that went away mid-request: not
-// the client's fault, and worth retrying. The cause is the server's to log, not the client's.
-func UnavailableProblem() *Problem {
-	return NewProblem(http.StatusServiceUnavailable, "the database is not answering; try again shortly")
-}
-
 // Translate turns an error of a service's domain into its problem, or returns nil for an
 // error it does not know.
 type Translate func(err error) *Problem
@@ -100,4 +94,37 @@ func ErrorHandler(log *slog.Logger, translate Translate) fiber.ErrorHandler {
 		}
 		return c.Status(p.Status).JSON(p, "application/problem+json")
 	}
+}
+
+// Domain names the error kinds a service's domain package defines, which every service
+// answers alike: Invalid 400, NotFound 404 and Conflict 409 with the error's text, and
+// Unavailable 503 with a text that tells the client only to retry.
+type Domain struct {
+	Invalid, NotFound, Conflict, Unavailable error
+}
+
+// Translate answers err by the first kind of d it is, or returns nil.
+func (d Domain) Translate(err error) *Problem {
+	switch {
+	case errors.Is(err, d.Invalid):
+		return NewProblem(http.StatusBadRequest, err.Error())
+	case errors.Is(err, d.NotFound):
+		return NewProblem(http.StatusNotFound, err.Error())
+	case errors.Is(err, d.Conflict):
+		return NewProblem(http.StatusConflict, err.Error())
+	case errors.Is(err, d.Unavailable):
+		// A dependency (the database) went away mid-request: not the client's fault, and
+		// worth retrying. The cause is the server's to log, not the client's to read.
+		return NewProblem(http.StatusServiceUnavailable, "the database is not answering; try again shortly")
+	}
+	return nil
+}
+
+// FieldsOf converts a domain's field errors, of FieldError's shape, for FieldsProblem.
+func FieldsOf[F ~struct{ Field, Message string }](fields []F) []FieldError {
+	out := make([]FieldError, len(fields))
+	for i, f := range fields {
+		out[i] = FieldError(f)
+	}
+	return out
 }

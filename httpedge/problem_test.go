@@ -78,3 +78,46 @@ func TestNilTranslate(t *testing.T) {
 	app.Get("/", func(c *fiber.Ctx) error { return errGone })
 	problemOf(t, send(t, app, "GET", "/", ""), 500)
 }
+
+func TestDomainTranslate(t *testing.T) {
+	t.Parallel()
+	var (
+		errInvalid     = errors.New("invalid")
+		errNotFound    = errors.New("not found")
+		errConflict    = errors.New("conflict")
+		errUnavailable = errors.New("temporarily unavailable")
+	)
+	d := httpedge.Domain{Invalid: errInvalid, NotFound: errNotFound, Conflict: errConflict, Unavailable: errUnavailable}
+	for _, tc := range []struct {
+		err        error
+		status     int
+		detail     string
+		translated bool
+	}{
+		{fmt.Errorf("%w: ends before starts", errInvalid), 400, "invalid: ends before starts", true},
+		{fmt.Errorf("conference 7: %w", errNotFound), 404, "conference 7: not found", true},
+		{fmt.Errorf("%w: the conference is full", errConflict), 409, "conflict: the conference is full", true},
+		{fmt.Errorf("%w: dial tcp 10.0.0.7:5432", errUnavailable), 503, "the database is not answering; try again shortly", true},
+		{errors.New("something else"), 0, "", false},
+		{errGone, 0, "", false},
+	} {
+		p := d.Translate(tc.err)
+		if (p != nil) != tc.translated {
+			t.Errorf("%v: translated %v, want %v", tc.err, p != nil, tc.translated)
+			continue
+		}
+		if p != nil && (p.Status != tc.status || p.Detail != tc.detail || p.Title != http.StatusText(tc.status)) {
+			t.Errorf("%v: %+v, want %d %q", tc.err, p, tc.status, tc.detail)
+		}
+	}
+}
+
+func TestFieldsOf(t *testing.T) {
+	t.Parallel()
+	type domainFieldError struct{ Field, Message string }
+	got := httpedge.FieldsOf([]domainFieldError{{"name", "is required"}, {"email", "is not an e-mail address"}})
+	want := []httpedge.FieldError{{Field: "name", Message: "is required"}, {Field: "email", Message: "is not an e-mail address"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("FieldsOf (-want +got):\n%s", diff)
+	}
+}

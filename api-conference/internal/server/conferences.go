@@ -10,6 +10,7 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 	"conferencego/syncer/changeevent"
 )
 
@@ -96,20 +97,20 @@ func toConferenceDetail(c conference.Conference) conferenceDetail {
 var conferenceFields = []string{"name", "starts", "ends", "description", "max_presentations", "max_attendees", "location"}
 
 func decodeConference(c *fiber.Ctx) (conference.ConferencePatch, error) {
-	o, err := decodeObject(c, conferenceFields...)
+	o, err := httpedge.DecodeObject(c, conferenceFields...)
 	if err != nil {
 		return conference.ConferencePatch{}, err
 	}
 	p := conference.ConferencePatch{
-		Name:             o.str("name", false),
-		Starts:           o.when("starts"),
-		Ends:             o.when("ends"),
-		Description:      o.str("description", true),
-		MaxPresentations: o.count("max_presentations"),
-		MaxAttendees:     o.count("max_attendees"),
-		LocationID:       o.ref("location", "/api/locations/"),
+		Name:             o.Str("name", false),
+		Starts:           o.When("starts"),
+		Ends:             o.When("ends"),
+		Description:      o.Str("description", true),
+		MaxPresentations: o.Count("max_presentations", conference.MaxCount),
+		MaxAttendees:     o.Count("max_attendees", conference.MaxCount),
+		LocationID:       o.Ref("location", "/api/locations/"),
 	}
-	return p, o.err()
+	return p, o.Err()
 }
 
 // pageParams reads ?limit= and ?after=.
@@ -204,7 +205,7 @@ func handleCreateConference(store *postgres.Store) fiber.Handler {
 
 func handleGetConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -218,7 +219,7 @@ func handleGetConference(store *postgres.Store) fiber.Handler {
 
 func handleUpdateConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -236,7 +237,7 @@ func handleUpdateConference(store *postgres.Store) fiber.Handler {
 
 func handleDeleteConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}

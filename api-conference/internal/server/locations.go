@@ -8,6 +8,7 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 )
 
 type stateJSON struct {
@@ -62,18 +63,18 @@ func toLocationDetail(l conference.Location) locationDetail {
 var locationFields = []string{"name", "city", "room_count", "state", "picture_url"}
 
 func decodeLocation(c *fiber.Ctx) (conference.LocationPatch, error) {
-	o, err := decodeObject(c, locationFields...)
+	o, err := httpedge.DecodeObject(c, locationFields...)
 	if err != nil {
 		return conference.LocationPatch{}, err
 	}
 	p := conference.LocationPatch{
-		Name:       o.str("name", false),
-		City:       o.str("city", false),
-		RoomCount:  o.count("room_count"),
-		State:      o.str("state", false),
-		PictureURL: o.str("picture_url", true),
+		Name:       o.Str("name", false),
+		City:       o.Str("city", false),
+		RoomCount:  o.Count("room_count", conference.MaxCount),
+		State:      o.Str("state", false),
+		PictureURL: o.Str("picture_url", true),
 	}
-	return p, o.err()
+	return p, o.Err()
 }
 
 func handleListLocations(store *postgres.Store) fiber.Handler {
@@ -107,7 +108,7 @@ func handleCreateLocation(store *postgres.Store) fiber.Handler {
 
 func handleGetLocation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "location")
+		id, err := httpedge.IDParam(c, "id", "location")
 		if err != nil {
 			return err
 		}
@@ -121,7 +122,7 @@ func handleGetLocation(store *postgres.Store) fiber.Handler {
 
 func handleUpdateLocation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "location")
+		id, err := httpedge.IDParam(c, "id", "location")
 		if err != nil {
 			return err
 		}
@@ -139,7 +140,7 @@ func handleUpdateLocation(store *postgres.Store) fiber.Handler {
 
 func handleDeleteLocation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "location")
+		id, err := httpedge.IDParam(c, "id", "location")
 		if err != nil {
 			return err
 		}

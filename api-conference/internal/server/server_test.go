@@ -26,6 +26,7 @@ import (
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/api-conference/internal/postgres/pgtest"
 	"conferencego/api-conference/internal/server"
+	"conferencego/httpedge"
 )
 
 type fixture struct {
@@ -53,7 +54,7 @@ func serve(tb testing.TB, app *fiber.App) string {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Listener(server.Lingering(ln)) }()
+	go func() { done <- app.Listener(httpedge.Lingering(ln)) }()
 	tb.Cleanup(func() {
 		// A connection the client dialled but never used counts as idle for the server only
 		// after 5 s (as in net/http), so let the client close its spares first.
