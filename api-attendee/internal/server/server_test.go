@@ -25,6 +25,7 @@ import (
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/postgres/pgtest"
 	"conferencego/api-attendee/internal/server"
+	"conferencego/httpedge"
 )
 
 // testToken is the SYNC_TOKEN of the test servers.
@@ -60,7 +61,7 @@ func serve(tb testing.TB, app *fiber.App) string {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Listener(server.Lingering(ln)) }()
+	go func() { done <- app.Listener(httpedge.Lingering(ln)) }()
 	tb.Cleanup(func() {
 		if err := app.ShutdownWithTimeout(5 * time.Second); err != nil {
 			tb.Errorf("shutdown: %v", err)
@@ -508,7 +509,7 @@ func TestReadyzAsksEveryDependency(t *testing.T) {
 	checkProblem(t, f.do(t, "GET", "/readyz", nil), 503)
 	f.must(t, 200, "GET", "/healthz", nil, nil)
 
-	g := setupWith(t, server.Options{ReadyChecks: []server.Check{{Name: "redis", Ping: func(context.Context) error { return io.ErrUnexpectedEOF }}}})
+	g := setupWith(t, server.Options{ReadyChecks: []httpedge.Check{{Name: "redis", Ping: func(context.Context) error { return io.ErrUnexpectedEOF }}}})
 	p := checkProblem(t, g.do(t, "GET", "/readyz", nil), 503)
 	if !strings.Contains(p.Detail, "redis") {
 		t.Errorf("readyz does not name the failing dependency: %+v", p)
