@@ -58,13 +58,13 @@ func send(tb testing.TB, app *fiber.App, method, path, body string, headers ...s
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := app.Test(req, -1)
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
 	if err != nil {
 		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }

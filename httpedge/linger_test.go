@@ -13,7 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"conferencego/httpedge"
+	"conferencego/httpedge/edgetest"
 )
 
 // TestOverLimitBodyWrittenFirstStillSeesThe413 is a client in Python urllib's manner: it
@@ -22,7 +22,7 @@ func TestOverLimitBodyWrittenFirstStillSeesThe413(t *testing.T) {
 	t.Parallel()
 	app, _ := newApp(t)
 	app.Post("/things", func(c *fiber.Ctx) error { return c.SendStatus(201) })
-	addr := serve(t, app)
+	addr := strings.TrimPrefix(edgetest.Serve(t, app), "http://")
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -52,25 +52,4 @@ func TestOverLimitBodyWrittenFirstStillSeesThe413(t *testing.T) {
 		json.Unmarshal(data, &p) != nil || p.Status != 413 {
 		t.Errorf("got %d %q: %s, want a 413 problem", resp.StatusCode, resp.Header.Get("Content-Type"), data)
 	}
-}
-
-// serve runs app on a loopback port behind httpedge.Lingering, as the services' main does,
-// and returns its address.
-func serve(tb testing.TB, app *fiber.App) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- app.Listener(httpedge.Lingering(ln)) }()
-	tb.Cleanup(func() {
-		if err := app.ShutdownWithTimeout(10 * time.Second); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
 }
