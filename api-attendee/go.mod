@@ -16,6 +16,7 @@ require (
 require github.com/pandatix/go-abnf v0.5.3 // indirect
 
 require (
+	conferencego/httpedge v0.0.0
 	conferencego/pgschema v0.0.0
 	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -51,3 +52,5 @@ require (
 replace conferencego/syncer => ../syncer
 
 replace conferencego/pgschema => ../pgschema
+
+replace conferencego/httpedge => ../httpedge

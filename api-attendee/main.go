@@ -23,6 +23,7 @@ import (
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/redisstream"
 	"conferencego/api-attendee/internal/server"
+	"conferencego/httpedge"
 )
 
 // shutdownTimeout bounds how long in-flight requests and the consumer's batch in hand may
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return err
 		}
-		opts.ReadyChecks = append(opts.ReadyChecks, server.Check{
+		opts.ReadyChecks = append(opts.ReadyChecks, httpedge.Check{
 			Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		})
 	}
@@ -105,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(server.Lingering(ln)) }()
+	go func() { serveErr <- app.Listener(httpedge.Lingering(ln)) }()
 	log.Info("api-attendee is serving", "addr", ln.Addr().String())
 
 	// The consumer stops on its own context, so it can be told to stop when serving fails too.

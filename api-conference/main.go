@@ -20,6 +20,7 @@ import (
 
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/api-conference/internal/server"
+	"conferencego/httpedge"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish on SIGTERM.
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(server.Lingering(ln)) }()
+	go func() { serveErr <- app.Listener(httpedge.Lingering(ln)) }()
 	log.Info("api-conference is serving", "addr", ln.Addr().String())
 
 	select {

@@ -9,6 +9,7 @@ import (
 
 	"conferencego/api-attendee/internal/attendee"
 	"conferencego/api-attendee/internal/postgres"
+	"conferencego/httpedge"
 )
 
 type conferenceRef struct {
@@ -70,24 +71,24 @@ func decodeAttendee(c *fiber.Ctx, withConference bool) (attendee.AttendeePatch, 
 	if withConference {
 		allowed = append([]string{"conference"}, attendeeFields...)
 	}
-	o, err := decodeObject(c, allowed...)
+	o, err := httpedge.DecodeObject(c, allowed...)
 	if err != nil {
 		return attendee.AttendeePatch{}, 0, err
 	}
 	p := attendee.AttendeePatch{
-		Email:       o.str("email", false),
-		Name:        o.str("name", false),
-		CompanyName: o.str("company_name", true),
+		Email:       o.Str("email", false),
+		Name:        o.Str("name", false),
+		CompanyName: o.Str("company_name", true),
 	}
 	var conferenceID int64
 	if withConference {
-		if ref := o.ref("conference", "/api/conferences/"); ref != nil {
+		if ref := o.Ref("conference", "/api/conferences/"); ref != nil {
 			conferenceID = *ref
-		} else if _, given := o.raw("conference"); !given {
-			o.errs.Add("conference", "is required: the conference's id or href, like /api/conferences/7/")
+		} else if _, given := o.Raw("conference"); !given {
+			o.Add("conference", "is required: the conference's id or href, like /api/conferences/7/")
 		}
 	}
-	return p, conferenceID, o.err()
+	return p, conferenceID, o.Err()
 }
 
 func register(c *fiber.Ctx, store *postgres.Store, conferenceID int64, p attendee.AttendeePatch) error {
@@ -101,7 +102,7 @@ func register(c *fiber.Ctx, store *postgres.Store, conferenceID int64, p attende
 
 func handleRegisterForConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -125,7 +126,7 @@ func handleRegister(store *postgres.Store) fiber.Handler {
 
 func handleListConferenceAttendees(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -149,7 +150,7 @@ func handleListAttendees(store *postgres.Store) fiber.Handler {
 
 func handleGetAttendee(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "attendee")
+		id, err := httpedge.IDParam(c, "id", "attendee")
 		if err != nil {
 			return err
 		}
@@ -163,7 +164,7 @@ func handleGetAttendee(store *postgres.Store) fiber.Handler {
 
 func handleUpdateAttendee(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "attendee")
+		id, err := httpedge.IDParam(c, "id", "attendee")
 		if err != nil {
 			return err
 		}
@@ -181,7 +182,7 @@ func handleUpdateAttendee(store *postgres.Store) fiber.Handler {
 
 func handleDeleteAttendee(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "attendee")
+		id, err := httpedge.IDParam(c, "id", "attendee")
 		if err != nil {
 			return err
 		}
@@ -196,7 +197,7 @@ func handleDeleteAttendee(store *postgres.Store) fiber.Handler {
 // both answer the attendee, whose has_badge is then true.
 func handleCreateBadge(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "attendee")
+		id, err := httpedge.IDParam(c, "id", "attendee")
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/postgres/pgtest"
 	"conferencego/api-attendee/internal/server"
+	"conferencego/httpedge/edgetest"
 	"conferencego/pgschema"
 )
 
@@ -47,7 +48,7 @@ func TestDatabaseBlipIsNever500(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	store := postgres.NewStore(db)
 	app := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), store, server.Options{})
-	f := fixture{app: app, db: base, store: store, base: serve(t, app)}
+	f := fixture{app: app, db: base, store: store, base: edgetest.Serve(t, app)}
 
 	admin, err := pgx.Connect(context.Background(), pgtest.AdminURL())
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"conferencego/api-attendee/internal/attendee"
 	"conferencego/api-attendee/internal/postgres"
+	"conferencego/httpedge"
 )
 
 // conferenceVO is the JSON of a ConferenceVO; id is the conference's id in api-conference.
@@ -49,7 +50,7 @@ func handleListConferences(store *postgres.Store) fiber.Handler {
 // handleGetConference answers 404 for a tombstone too: to a client, a deleted conference is gone.
 func handleGetConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}

@@ -1,21 +1,19 @@
 package server
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"conferencego/api-attendee/internal/attendee"
 	"conferencego/api-attendee/internal/postgres"
+	"conferencego/httpedge"
 	"conferencego/syncer/changeevent"
 )
 
@@ -36,32 +34,6 @@ func requireToken(token string) fiber.Handler {
 		}
 		return c.Next()
 	}
-}
-
-// decodeStrict reads the body as exactly one JSON object of dst's shape, no unknown fields.
-func decodeStrict(c *fiber.Ctx, dst any) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
-	body := c.Body()
-	if !utf8.Valid(body) {
-		return fmt.Errorf("%w: the request body is not valid UTF-8", attendee.ErrInvalid)
-	}
-	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
-		return fmt.Errorf("%w: the request body must be a JSON object", attendee.ErrInvalid)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("%w: the request body does not match the documented shape: %s", attendee.ErrInvalid, jsonProblem(err))
-	}
-	if afterValue(dec, body) {
-		return fmt.Errorf("%w: the request body has content after the JSON object", attendee.ErrInvalid)
-	}
-	if field, ok := nulField(body); ok {
-		return attendee.Invalid(field, "must not contain NUL characters")
-	}
-	return nil
 }
 
 // toEvents converts and checks each change, naming the bad ones by index.
@@ -150,7 +122,7 @@ func handleListCopies(store *postgres.Store) fiber.Handler {
 func handleApplyChanges(store *postgres.Store, lag prometheus.Histogram) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var req changeevent.Handover
-		if err := decodeStrict(c, &req); err != nil {
+		if err := httpedge.DecodeStrict(c, &req); err != nil {
 			return err
 		}
 		if err := checkSource(req.Source); err != nil {
@@ -172,7 +144,7 @@ func handleApplyChanges(store *postgres.Store, lag prometheus.Histogram) fiber.H
 func handleRepairs(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var req changeevent.RepairRequest
-		if err := decodeStrict(c, &req); err != nil {
+		if err := httpedge.DecodeStrict(c, &req); err != nil {
 			return err
 		}
 		if err := checkSource(req.Source); err != nil {

@@ -1,80 +1,23 @@
 package server
 
 import (
-	"context"
 	"errors"
-	"log/slog"
-	"net/http"
-
-	"github.com/gofiber/fiber/v2"
 
 	"conferencego/api-attendee/internal/attendee"
+	"conferencego/httpedge"
 )
 
-// problem is an RFC 9457 problem details body.
-type problem struct {
-	Type     string       `json:"type"`
-	Title    string       `json:"title"`
-	Status   int          `json:"status"`
-	Detail   string       `json:"detail,omitempty"`
-	Instance string       `json:"instance,omitempty"`
-	Errors   []fieldError `json:"errors,omitempty"`
+// domainErrors are the attendee domain's error kinds, each answered with its status.
+var domainErrors = httpedge.Domain{
+	Invalid: attendee.ErrInvalid, NotFound: attendee.ErrNotFound,
+	Conflict: attendee.ErrConflict, Unavailable: attendee.ErrUnavailable,
 }
 
-type fieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
-// toProblem is the one table from errors to statuses. Anything it does not know is a 500,
-// whose detail the client does not see.
-func toProblem(err error) problem {
-	var (
-		validation *attendee.ValidationError
-		fiberErr   *fiber.Error
-	)
-	p := problem{Type: "about:blank"}
-	switch {
-	case errors.As(err, &validation):
-		p.Status = http.StatusBadRequest
-		p.Detail = "the request has invalid fields; see errors"
-		for _, f := range validation.Fields {
-			p.Errors = append(p.Errors, fieldError{Field: f.Field, Message: f.Message})
-		}
-	case errors.Is(err, attendee.ErrInvalid):
-		p.Status, p.Detail = http.StatusBadRequest, err.Error()
-	case errors.Is(err, attendee.ErrNotFound):
-		p.Status, p.Detail = http.StatusNotFound, err.Error()
-	case errors.Is(err, attendee.ErrConflict):
-		p.Status, p.Detail = http.StatusConflict, err.Error()
-	case errors.As(err, &fiberErr):
-		p.Status, p.Detail = fiberErr.Code, fiberErr.Message
-	case errors.Is(err, attendee.ErrUnavailable):
-		p.Status, p.Detail = http.StatusServiceUnavailable, "the database is not answering; try again shortly"
-	case errors.Is(err, context.DeadlineExceeded):
-		p.Status, p.Detail = http.StatusServiceUnavailable, "the request took too long; try again"
-	default:
-		p.Status, p.Detail = http.StatusInternalServerError, "internal error; it has been logged"
+// toProblem maps the attendee domain's errors to problems: its validation errors field by
+// field, the rest by kind. httpedge answers everything else.
+func toProblem(err error) *httpedge.Problem {
+	if validation := (*attendee.ValidationError)(nil); errors.As(err, &validation) {
+		return httpedge.FieldsProblem(httpedge.FieldsOf(validation.Fields))
 	}
-	p.Title = http.StatusText(p.Status)
-	return p
-}
-
-// errorHandler renders err as problem+json and logs server-side failures.
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
-	return func(c *fiber.Ctx, err error) error {
-		p := toProblem(err)
-		p.Instance = c.OriginalURL()
-		if p.Status >= 500 {
-			log.ErrorContext(c.UserContext(), "request failed",
-				"method", c.Method(), "path", c.Path(), "status", p.Status, "err", err)
-		}
-		if p.Status == http.StatusServiceUnavailable {
-			c.Set(fiber.HeaderRetryAfter, "1")
-		}
-		if p.Status == http.StatusMethodNotAllowed && c.GetRespHeader(fiber.HeaderAllow) == "" {
-			c.Set(fiber.HeaderAllow, "GET, HEAD")
-		}
-		return c.Status(p.Status).JSON(p, "application/problem+json")
-	}
+	return domainErrors.Translate(err)
 }

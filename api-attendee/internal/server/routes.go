@@ -6,15 +6,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"conferencego/api-attendee/internal/postgres"
+	"conferencego/httpedge"
 )
 
 // routes lists every route of the service. Paths match with and without a trailing slash.
-func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Options, checks []Check) {
-	app.Get("/healthz", health)
-	app.Get("/readyz", ready(checks))
-	app.Get("/metrics", metricsHandler(opts.Registry))
+func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Options, checks []httpedge.Check) {
+	app.Get("/healthz", httpedge.Health)
+	app.Get("/readyz", httpedge.Ready(checks...))
+	app.Get("/metrics", httpedge.Metrics(opts.Registry))
 
-	api := app.Group("/api", limitBody(BodyLimit))
+	api := app.Group("/api", httpedge.LimitBody(BodyLimit))
 	api.Get("/conferences", handleListConferences(store))
 	api.Get("/conferences/:id", handleGetConference(store))
 	api.Get("/conferences/:id/attendees", handleListConferenceAttendees(store))

@@ -25,6 +25,8 @@ import (
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/postgres/pgtest"
 	"conferencego/api-attendee/internal/server"
+	"conferencego/httpedge"
+	"conferencego/httpedge/edgetest"
 )
 
 // testToken is the SYNC_TOKEN of the test servers.
@@ -48,28 +50,7 @@ func setupWith(tb testing.TB, opts server.Options) fixture {
 	store := postgres.NewStore(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := server.New(log, store, opts)
-	return fixture{app: app, db: db, store: store, base: serve(tb, app)}
-}
-
-// serve runs app on a loopback port for the test, so that requests cross a real connection
-// (app.Test cannot show a 413: it reports the oversized body as its own error).
-func serve(tb testing.TB, app *fiber.App) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- app.Listener(server.Lingering(ln)) }()
-	tb.Cleanup(func() {
-		if err := app.ShutdownWithTimeout(5 * time.Second); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return fixture{app: app, db: db, store: store, base: edgetest.Serve(tb, app)}
 }
 
 type response struct {
@@ -504,11 +485,11 @@ func TestReadyzAsksEveryDependency(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := server.New(log, postgres.NewStore(db), server.Options{})
-	f := fixture{app: app, db: db, base: serve(t, app)}
+	f := fixture{app: app, db: db, base: edgetest.Serve(t, app)}
 	checkProblem(t, f.do(t, "GET", "/readyz", nil), 503)
 	f.must(t, 200, "GET", "/healthz", nil, nil)
 
-	g := setupWith(t, server.Options{ReadyChecks: []server.Check{{Name: "redis", Ping: func(context.Context) error { return io.ErrUnexpectedEOF }}}})
+	g := setupWith(t, server.Options{ReadyChecks: []httpedge.Check{{Name: "redis", Ping: func(context.Context) error { return io.ErrUnexpectedEOF }}}})
 	p := checkProblem(t, g.do(t, "GET", "/readyz", nil), 503)
 	if !strings.Contains(p.Detail, "redis") {
 		t.Errorf("readyz does not name the failing dependency: %+v", p)

@@ -10,11 +10,9 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 	"conferencego/syncer/changeevent"
 )
-
-// MaxPageSize is the largest ?limit= of a list.
-const MaxPageSize = 1000
 
 type locationSummary struct {
 	Href  string `json:"href"`
@@ -87,20 +85,20 @@ func toConferenceDetail(c conference.Conference) conferenceDetail {
 var conferenceFields = []string{"name", "starts", "ends", "description", "max_presentations", "max_attendees", "location"}
 
 func decodeConference(c *fiber.Ctx) (conference.ConferencePatch, error) {
-	o, err := decodeObject(c, conferenceFields...)
+	o, err := httpedge.DecodeObject(c, conferenceFields...)
 	if err != nil {
 		return conference.ConferencePatch{}, err
 	}
 	p := conference.ConferencePatch{
-		Name:             o.str("name", false),
-		Starts:           o.when("starts"),
-		Ends:             o.when("ends"),
-		Description:      o.str("description", true),
-		MaxPresentations: o.count("max_presentations"),
-		MaxAttendees:     o.count("max_attendees"),
-		LocationID:       o.ref("location", "/api/locations/"),
+		Name:             o.Str("name", false),
+		Starts:           o.When("starts"),
+		Ends:             o.When("ends"),
+		Description:      o.Str("description", true),
+		MaxPresentations: o.Count("max_presentations", conference.MaxCount),
+		MaxAttendees:     o.Count("max_attendees", conference.MaxCount),
+		LocationID:       o.Ref("location", "/api/locations/"),
 	}
-	return p, o.err()
+	return p, o.Err()
 }
 
 // etagMatches reports whether an If-None-Match header names etag (weak comparison, RFC 9110).
@@ -119,10 +117,10 @@ func etagMatches(header, etag string) bool {
 // ETag says, so a client never gets a 304 for a list that changed, and a poll that finds
 // nothing new costs one tiny query.
 func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handler {
-	l := list[conference.Conference, conferenceListItem]{
-		name: "conferences", path: "/api/conferences/", fetch: store.ListConferences, log: log,
-		key: func(cf conference.Conference) int64 { return cf.ID },
-		item: func(cf conference.Conference) conferenceListItem {
+	l := httpedge.List[conference.Conference, conferenceListItem]{
+		Name: "conferences", Path: "/api/conferences/", What: "conference", Fetch: store.ListConferences, Log: log,
+		Key: func(cf conference.Conference) int64 { return cf.ID },
+		Item: func(cf conference.Conference) conferenceListItem {
 			return conferenceListItem{
 				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends,
 				MaxAttendees: cf.MaxAttendees, Version: cf.Version, Updated: cf.Updated,
@@ -131,7 +129,7 @@ func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handle
 		},
 	}
 	return func(c *fiber.Ctx) error {
-		limit, after, err := listParams(c, "conference")
+		limit, after, err := httpedge.ListParams(c, "conference")
 		if err != nil {
 			return err
 		}
@@ -148,7 +146,7 @@ func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handle
 			c.Status(fiber.StatusNotModified)
 			return nil
 		}
-		return l.send(c, limit, after)
+		return l.SendPage(c, limit, after)
 	}
 }
 
@@ -169,7 +167,7 @@ func handleCreateConference(store *postgres.Store) fiber.Handler {
 
 func handleGetConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -183,7 +181,7 @@ func handleGetConference(store *postgres.Store) fiber.Handler {
 
 func handleUpdateConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -201,7 +199,7 @@ func handleUpdateConference(store *postgres.Store) fiber.Handler {
 
 func handleDeleteConference(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}

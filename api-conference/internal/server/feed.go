@@ -11,6 +11,7 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 	"conferencego/syncer/changeevent"
 )
 
@@ -82,7 +83,7 @@ func parseIDs(s string) ([]int64, error) {
 	seen := make(map[int64]bool, len(parts))
 	ids := make([]int64, 0, len(parts))
 	for _, p := range parts {
-		id, ok := parseID(p)
+		id, ok := httpedge.ParseID(p)
 		if !ok || strings.HasPrefix(p, "+") {
 			return nil, bad("must be conference ids (positive whole numbers) separated by commas")
 		}

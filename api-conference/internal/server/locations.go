@@ -9,6 +9,7 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 )
 
 type stateJSON struct {
@@ -63,35 +64,29 @@ func toLocationDetail(l conference.Location) locationDetail {
 var locationFields = []string{"name", "city", "room_count", "state", "picture_url"}
 
 func decodeLocation(c *fiber.Ctx) (conference.LocationPatch, error) {
-	o, err := decodeObject(c, locationFields...)
+	o, err := httpedge.DecodeObject(c, locationFields...)
 	if err != nil {
 		return conference.LocationPatch{}, err
 	}
 	p := conference.LocationPatch{
-		Name:       o.str("name", false),
-		City:       o.str("city", false),
-		RoomCount:  o.count("room_count"),
-		State:      o.str("state", false),
-		PictureURL: o.str("picture_url", true),
+		Name:       o.Str("name", false),
+		City:       o.Str("city", false),
+		RoomCount:  o.Count("room_count", conference.MaxCount),
+		State:      o.Str("state", false),
+		PictureURL: o.Str("picture_url", true),
 	}
-	return p, o.err()
+	return p, o.Err()
 }
 
 func handleListLocations(log *slog.Logger, store *postgres.Store) fiber.Handler {
-	l := list[conference.Location, locationListItem]{
-		name: "locations", path: "/api/locations/", fetch: store.ListLocations, log: log,
-		key: func(loc conference.Location) int64 { return loc.ID },
-		item: func(loc conference.Location) locationListItem {
+	l := httpedge.List[conference.Location, locationListItem]{
+		Name: "locations", Path: "/api/locations/", What: "location", Fetch: store.ListLocations, Log: log,
+		Key: func(loc conference.Location) int64 { return loc.ID },
+		Item: func(loc conference.Location) locationListItem {
 			return locationListItem{ID: loc.ID, Href: locationHref(loc.ID), Name: loc.Name, City: loc.City, State: loc.State, PictureURL: nullString(loc.PictureURL)}
 		},
 	}
-	return func(c *fiber.Ctx) error {
-		limit, after, err := listParams(c, "location")
-		if err != nil {
-			return err
-		}
-		return l.send(c, limit, after)
-	}
+	return l.Send
 }
 
 func handleCreateLocation(store *postgres.Store) fiber.Handler {
@@ -111,7 +106,7 @@ func handleCreateLocation(store *postgres.Store) fiber.Handler {
 
 func handleGetLocation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "location")
+		id, err := httpedge.IDParam(c, "id", "location")
 		if err != nil {
 			return err
 		}
@@ -125,7 +120,7 @@ func handleGetLocation(store *postgres.Store) fiber.Handler {
 
 func handleUpdateLocation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "location")
+		id, err := httpedge.IDParam(c, "id", "location")
 		if err != nil {
 			return err
 		}
@@ -143,7 +138,7 @@ func handleUpdateLocation(store *postgres.Store) fiber.Handler {
 
 func handleDeleteLocation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "location")
+		id, err := httpedge.IDParam(c, "id", "location")
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 	"conferencego/syncer/changeevent"
 )
 
@@ -49,24 +50,24 @@ func toPresentationDetail(p conference.Presentation) presentationDetail {
 
 var presentationFields = []string{"presenter_name", "company_name", "presenter_email", "title", "synopsis"}
 
-func decodePresentation(c *fiber.Ctx, extra ...string) (*object, conference.PresentationPatch, error) {
-	o, err := decodeObject(c, append(extra, presentationFields...)...)
+func decodePresentation(c *fiber.Ctx, extra ...string) (*httpedge.Object, conference.PresentationPatch, error) {
+	o, err := httpedge.DecodeObject(c, append(extra, presentationFields...)...)
 	if err != nil {
 		return nil, conference.PresentationPatch{}, err
 	}
 	p := conference.PresentationPatch{
-		PresenterName:  o.str("presenter_name", false),
-		CompanyName:    o.str("company_name", true),
-		PresenterEmail: o.str("presenter_email", false),
-		Title:          o.str("title", false),
-		Synopsis:       o.str("synopsis", true),
+		PresenterName:  o.Str("presenter_name", false),
+		CompanyName:    o.Str("company_name", true),
+		PresenterEmail: o.Str("presenter_email", false),
+		Title:          o.Str("title", false),
+		Synopsis:       o.Str("synopsis", true),
 	}
 	return o, p, nil
 }
 
 func handleListPresentations(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -84,7 +85,7 @@ func handleListPresentations(store *postgres.Store) fiber.Handler {
 
 func handleCreatePresentation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "conference")
+		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
@@ -93,10 +94,10 @@ func handleCreatePresentation(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		if ref := o.ref("conference", "/api/conferences/"); ref != nil && *ref != id {
-			o.errs.Add("conference", fmt.Sprintf("names conference %d but the request is for conference %d", *ref, id))
+		if ref := o.Ref("conference", "/api/conferences/"); ref != nil && *ref != id {
+			o.Add("conference", fmt.Sprintf("names conference %d but the request is for conference %d", *ref, id))
 		}
-		if err := o.err(); err != nil {
+		if err := o.Err(); err != nil {
 			return err
 		}
 		pr, err := store.CreatePresentation(c.UserContext(), id, p)
@@ -110,7 +111,7 @@ func handleCreatePresentation(store *postgres.Store) fiber.Handler {
 
 func handleGetPresentation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "presentation")
+		id, err := httpedge.IDParam(c, "id", "presentation")
 		if err != nil {
 			return err
 		}
@@ -124,7 +125,7 @@ func handleGetPresentation(store *postgres.Store) fiber.Handler {
 
 func handleUpdatePresentation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "presentation")
+		id, err := httpedge.IDParam(c, "id", "presentation")
 		if err != nil {
 			return err
 		}
@@ -132,7 +133,7 @@ func handleUpdatePresentation(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		if err := o.err(); err != nil {
+		if err := o.Err(); err != nil {
 			return err
 		}
 		pr, err := store.UpdatePresentation(c.UserContext(), id, p)
@@ -145,7 +146,7 @@ func handleUpdatePresentation(store *postgres.Store) fiber.Handler {
 
 func handleDeletePresentation(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "presentation")
+		id, err := httpedge.IDParam(c, "id", "presentation")
 		if err != nil {
 			return err
 		}
@@ -159,7 +160,7 @@ func handleDeletePresentation(store *postgres.Store) fiber.Handler {
 // handleSetStatus approves or rejects a presentation. It takes no body.
 func handleSetStatus(store *postgres.Store, status string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := idParam(c, "id", "presentation")
+		id, err := httpedge.IDParam(c, "id", "presentation")
 		if err != nil {
 			return err
 		}

@@ -7,14 +7,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/httpedge"
 )
 
 // routes lists every route of the service. Paths match with and without a trailing slash.
 func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, reg *prometheus.Registry) {
 	source := &sourceID{store: store}
-	app.Get("/healthz", health)
-	app.Get("/readyz", ready(store))
-	app.Get("/metrics", metricsHandler(reg))
+	app.Get("/healthz", httpedge.Health)
+	app.Get("/readyz", httpedge.Ready(httpedge.Check{Name: "database", Ping: store.Ping}))
+	app.Get("/metrics", httpedge.Metrics(reg))
 
 	app.Get("/api/states", handleListStates(store))
 

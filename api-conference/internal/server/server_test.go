@@ -26,6 +26,7 @@ import (
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/api-conference/internal/postgres/pgtest"
 	"conferencego/api-conference/internal/server"
+	"conferencego/httpedge/edgetest"
 )
 
 type fixture struct {
@@ -41,31 +42,7 @@ func setup(tb testing.TB) fixture {
 	store := postgres.NewStore(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := server.New(log, store, server.Options{CORSAllowedOrigins: []string{"http://localhost:3000"}})
-	return fixture{app: app, db: db, store: store, base: serve(tb, app)}
-}
-
-// serve runs app on a loopback port for the test, so that requests cross a real connection
-// (app.Test cannot show a 413: it reports the oversized body as its own error).
-func serve(tb testing.TB, app *fiber.App) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- app.Listener(server.Lingering(ln)) }()
-	tb.Cleanup(func() {
-		// A connection the client dialled but never used counts as idle for the server only
-		// after 5 s (as in net/http), so let the client close its spares first.
-		http.DefaultClient.CloseIdleConnections()
-		if err := app.ShutdownWithTimeout(10 * time.Second); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return fixture{app: app, db: db, store: store, base: edgetest.Serve(tb, app)}
 }
 
 type response struct {
@@ -488,7 +465,7 @@ func TestReadyzWithoutDatabase(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := server.New(log, postgres.NewStore(db), server.Options{})
-	f := fixture{app: app, db: db, base: serve(t, app)}
+	f := fixture{app: app, db: db, base: edgetest.Serve(t, app)}
 	checkProblem(t, f.do(t, "GET", "/readyz", nil), 503)
 	f.must(t, 200, "GET", "/healthz", nil, nil)
 }

@@ -1,4 +1,4 @@
-package server
+package httpedge
 
 import (
 	"context"
@@ -30,10 +30,10 @@ func TestStreamedListThatFailsLaterIsNotWholeJSON(t *testing.T) {
 		}
 		return out, true, nil
 	}
-	l := list[int64, int64]{name: "things", path: "/things/", fetch: fetch, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		key: func(v int64) int64 { return v }, item: func(v int64) int64 { return v }}
+	l := List[int64, int64]{Name: "things", Path: "/things/", What: "thing", Fetch: fetch, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Key: func(v int64) int64 { return v }, Item: func(v int64) int64 { return v }}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/things", func(c *fiber.Ctx) error { return l.send(c, 0, 0) })
+	app.Get("/things", func(c *fiber.Ctx) error { return l.Send(c) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package server
+package httpedge
 
 import (
 	"strconv"
@@ -56,6 +56,7 @@ func streamMeter(c *fiber.Ctx) func(n int) {
 	return func(n int) { m.bytes.WithLabelValues(method, route).Add(float64(n)) }
 }
 
-func metricsHandler(reg *prometheus.Registry) fiber.Handler {
+// Metrics answers /metrics with what reg gathered, in the Prometheus text format.
+func Metrics(reg *prometheus.Registry) fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 }

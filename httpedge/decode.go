@@ -1,4 +1,4 @@
-package server
+package httpedge
 
 import (
 	"bytes"
@@ -14,50 +14,86 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-
-	"conferencego/api-conference/internal/conference"
 )
 
-// object is a decoded JSON object whose fields are read one by one, so that a partial update
+// Object is a decoded JSON object whose fields are read one by one, so that a partial update
 // knows which fields were given, and every problem is reported at once with its field name.
-type object struct {
+type Object struct {
 	fields map[string]json.RawMessage
-	errs   conference.ValidationError
+	errs   FieldErrors
 }
 
-// decodeObject reads the request body as one JSON object with no fields beyond allowed.
-func decodeObject(c *fiber.Ctx, allowed ...string) (*object, error) {
-	if err := requireJSON(c); err != nil {
+// DecodeObject reads the request body as one JSON object with no fields beyond allowed. An
+// unknown field is a field error of the Object, reported with the others by Err.
+func DecodeObject(c *fiber.Ctx, allowed ...string) (*Object, error) {
+	body, err := jsonBody(c)
+	if err != nil {
 		return nil, err
-	}
-	body := c.Body()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, fmt.Errorf("%w: the request body must be a JSON object", conference.ErrInvalid)
-	}
-	if !utf8.Valid(body) {
-		return nil, fmt.Errorf("%w: the request body is not valid UTF-8", conference.ErrInvalid)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var fields map[string]json.RawMessage
 	if err := dec.Decode(&fields); err != nil {
-		return nil, fmt.Errorf("%w: the request body is not a JSON object: %s", conference.ErrInvalid, jsonProblem(err))
+		return nil, fmt.Errorf("%w: the request body is not a JSON object: %s", ErrInvalid, jsonProblem(err))
 	}
 	if fields == nil {
-		return nil, fmt.Errorf("%w: the request body must be a JSON object, not null", conference.ErrInvalid)
+		return nil, fmt.Errorf("%w: the request body must be a JSON object, not null", ErrInvalid)
 	}
-	if afterValue(dec, body) {
-		return nil, fmt.Errorf("%w: the request body has content after the JSON object", conference.ErrInvalid)
+	if err := checkRest(dec, body); err != nil {
+		return nil, err
 	}
-	if field, ok := nulField(body); ok {
-		return nil, conference.Invalid(field, "must not contain NUL characters")
-	}
-	o := &object{fields: fields}
+	o := &Object{fields: fields}
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		if !slices.Contains(allowed, name) {
-			o.errs.Add(name, "is not a known field")
+			o.Add(name, "is not a known field")
 		}
 	}
 	return o, nil
+}
+
+// DecodeStrict reads the body as exactly one JSON object of dst's shape, no unknown fields:
+// for the shapes that machines send, where a reader of each field would add nothing.
+func DecodeStrict(c *fiber.Ctx, dst any) error {
+	body, err := jsonBody(c)
+	if err != nil {
+		return err
+	}
+	if bytes.TrimSpace(body)[0] != '{' {
+		return fmt.Errorf("%w: the request body must be a JSON object", ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return fmt.Errorf("%w: the request body does not match the documented shape: %s", ErrInvalid, jsonProblem(err))
+	}
+	return checkRest(dec, body)
+}
+
+// jsonBody returns the body of a request that says it is JSON (else 415), is UTF-8 and holds
+// more than whitespace.
+func jsonBody(c *fiber.Ctx) ([]byte, error) {
+	if err := RequireJSON(c); err != nil {
+		return nil, err
+	}
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, fmt.Errorf("%w: the request body must be a JSON object", ErrInvalid)
+	}
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("%w: the request body is not valid UTF-8", ErrInvalid)
+	}
+	return body, nil
+}
+
+// checkRest refuses what follows the value dec decoded from body, and a NUL character
+// anywhere in it.
+func checkRest(dec *json.Decoder, body []byte) error {
+	if afterValue(dec, body) {
+		return fmt.Errorf("%w: the request body has content after the JSON object", ErrInvalid)
+	}
+	if field, ok := nulField(body); ok {
+		return invalidField(field, "must not contain NUL characters")
+	}
+	return nil
 }
 
 // afterValue reports whether anything but JSON whitespace follows the value dec decoded from
@@ -137,8 +173,8 @@ func nulField(body []byte) (string, bool) {
 	}
 }
 
-// requireJSON answers 415 unless the request says its body is JSON.
-func requireJSON(c *fiber.Ctx) error {
+// RequireJSON answers 415 unless the request says its body is JSON.
+func RequireJSON(c *fiber.Ctx) error {
 	ct := c.Get(fiber.HeaderContentType)
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
@@ -161,10 +197,21 @@ func jsonProblem(err error) string {
 	}
 }
 
-// err returns the problems found so far, or nil.
-func (o *object) err() error { return o.errs.Err() }
+// Err returns the problems found so far, as FieldErrors, or nil.
+func (o *Object) Err() error {
+	if len(o.errs) == 0 {
+		return nil
+	}
+	return o.errs
+}
 
-func (o *object) raw(name string) (json.RawMessage, bool) {
+// Add records a problem with the field name, for the checks a service makes itself.
+func (o *Object) Add(name, message string) {
+	o.errs = append(o.errs, FieldError{Field: name, Message: message})
+}
+
+// Raw returns the field name as given, and whether it was.
+func (o *Object) Raw(name string) (json.RawMessage, bool) {
 	r, ok := o.fields[name]
 	return r, ok
 }
@@ -172,9 +219,9 @@ func (o *object) raw(name string) (json.RawMessage, bool) {
 // isNull reports whether r is the JSON null.
 func isNull(r json.RawMessage) bool { return string(bytes.TrimSpace(r)) == "null" }
 
-// str reads a string field. Null is refused unless nullable, when it means "".
-func (o *object) str(name string, nullable bool) *string {
-	r, ok := o.raw(name)
+// Str reads a string field. Null is refused unless nullable, when it means "".
+func (o *Object) Str(name string, nullable bool) *string {
+	r, ok := o.Raw(name)
 	if !ok {
 		return nil
 	}
@@ -183,27 +230,27 @@ func (o *object) str(name string, nullable bool) *string {
 			s := ""
 			return &s
 		}
-		o.errs.Add(name, "must be a string, not null")
+		o.Add(name, "must be a string, not null")
 		return nil
 	}
 	var s string
 	if err := json.Unmarshal(r, &s); err != nil {
-		o.errs.Add(name, "must be a string")
+		o.Add(name, "must be a string")
 		return nil
 	}
 	return &s
 }
 
-// integer reads a whole number given as a JSON number or as a string of digits, as the
+// Integer reads a whole number given as a JSON number or as a string of digits, as the
 // original project's HTML forms sent them.
-func (o *object) integer(name string) *int64 {
-	r, ok := o.raw(name)
+func (o *Object) Integer(name string) *int64 {
+	r, ok := o.Raw(name)
 	if !ok {
 		return nil
 	}
 	n, ok := parseInteger(r)
 	if !ok {
-		o.errs.Add(name, "must be a whole number")
+		o.Add(name, "must be a whole number")
 		return nil
 	}
 	return &n
@@ -229,53 +276,53 @@ func parseInteger(r json.RawMessage) (int64, bool) {
 	return n, true
 }
 
-// count reads a non-negative count into an int; range is checked by the domain.
-func (o *object) count(name string) *int {
-	n := o.integer(name)
+// Count reads a count from 0 to limit into an int.
+func (o *Object) Count(name string, limit int) *int {
+	n := o.Integer(name)
 	if n == nil {
 		return nil
 	}
-	if *n < 0 || *n > conference.MaxCount {
-		o.errs.Add(name, fmt.Sprintf("must be between 0 and %d", conference.MaxCount))
+	if *n < 0 || *n > int64(limit) {
+		o.Add(name, fmt.Sprintf("must be between 0 and %d", limit))
 		return nil
 	}
 	v := int(*n)
 	return &v
 }
 
-// ref reads a reference to another resource: its id as a number or a string of digits, or its
+// Ref reads a reference to another resource: its id as a number or a string of digits, or its
 // href (prefix is the collection's path, like "/api/locations/").
-func (o *object) ref(name, prefix string) *int64 {
-	r, ok := o.raw(name)
+func (o *Object) Ref(name, prefix string) *int64 {
+	r, ok := o.Raw(name)
 	if !ok {
 		return nil
 	}
 	var s string
 	if json.Unmarshal(r, &s) == nil && strings.HasPrefix(s, prefix) {
-		id, ok := parseID(strings.TrimSuffix(strings.TrimPrefix(s, prefix), "/"))
+		id, ok := ParseID(strings.TrimSuffix(strings.TrimPrefix(s, prefix), "/"))
 		if !ok {
-			o.errs.Add(name, "must be an id or an href like "+prefix+"7/")
+			o.Add(name, "must be an id or an href like "+prefix+"7/")
 			return nil
 		}
 		return &id
 	}
 	n, ok := parseInteger(r)
 	if !ok || n <= 0 {
-		o.errs.Add(name, "must be the id of an existing resource (a positive whole number)")
+		o.Add(name, "must be the id of an existing resource (a positive whole number)")
 		return nil
 	}
 	return &n
 }
 
-// when reads a time given as RFC 3339 or as a date (YYYY-MM-DD, meaning midnight UTC).
-func (o *object) when(name string) *time.Time {
-	r, ok := o.raw(name)
+// When reads a time given as RFC 3339 or as a date (YYYY-MM-DD, meaning midnight UTC).
+func (o *Object) When(name string) *time.Time {
+	r, ok := o.Raw(name)
 	if !ok {
 		return nil
 	}
 	var s string
 	if err := json.Unmarshal(r, &s); err != nil {
-		o.errs.Add(name, "must be a string: an RFC 3339 time or a YYYY-MM-DD date")
+		o.Add(name, "must be a string: an RFC 3339 time or a YYYY-MM-DD date")
 		return nil
 	}
 	s = strings.TrimSpace(s)
@@ -285,22 +332,22 @@ func (o *object) when(name string) *time.Time {
 			return &t
 		}
 	}
-	o.errs.Add(name, "must be an RFC 3339 time (2027-03-01T09:00:00Z) or a date (2027-03-01)")
+	o.Add(name, "must be an RFC 3339 time (2027-03-01T09:00:00Z) or a date (2027-03-01)")
 	return nil
 }
 
-// parseID parses a path or reference id: a positive decimal integer.
-func parseID(s string) (int64, bool) {
+// ParseID parses a path or reference id: a positive decimal integer.
+func ParseID(s string) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil && n > 0
 }
 
-// idParam reads the :name path parameter; an id that cannot exist is simply not found.
-func idParam(c *fiber.Ctx, name, what string) (int64, error) {
+// IDParam reads the :name path parameter; an id that cannot exist is simply not found.
+func IDParam(c *fiber.Ctx, name, what string) (int64, error) {
 	raw := c.Params(name)
-	id, ok := parseID(raw)
+	id, ok := ParseID(raw)
 	if !ok {
-		return 0, fmt.Errorf("%s %q: %w", what, raw, conference.ErrNotFound)
+		return 0, fmt.Errorf("%s %q: %w", what, raw, ErrNotFound)
 	}
 	return id, nil
 }
