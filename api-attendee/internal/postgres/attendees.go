@@ -73,28 +73,34 @@ func (s *Store) GetAttendee(ctx context.Context, id int64) (attendee.Attendee, e
 	return row.domain(), nil
 }
 
-// ListAttendees returns every attendee by id, or those of conference conferenceID when it is
-// not zero. A conference this service has never heard of is not found; a deleted one still
-// lists the attendees it had.
-func (s *Store) ListAttendees(ctx context.Context, conferenceID int64) ([]attendee.Attendee, error) {
+// ListAttendees returns up to limit attendees with ids above after, by id, and whether more
+// follow: of conference conferenceID, or of every conference when it is 0. The first page
+// (after 0) of a conference that has no copy is ErrNotFound.
+func (s *Store) ListAttendees(ctx context.Context, conferenceID, after int64, limit int) ([]attendee.Attendee, bool, error) {
 	var rows []attendeeView
 	var err error
 	if conferenceID == 0 {
-		err = s.db.NewRaw(attendeeSelect+" ORDER BY a.id").Scan(ctx, &rows)
+		err = s.db.NewRaw(attendeeSelect+" WHERE a.id > ? ORDER BY a.id LIMIT ?", after, limit+1).Scan(ctx, &rows)
 	} else {
-		if _, err := s.GetConference(ctx, conferenceID); err != nil {
-			return nil, fmt.Errorf("list attendees: %w", err)
+		if after == 0 {
+			if _, err := s.GetConference(ctx, conferenceID); err != nil {
+				return nil, false, fmt.Errorf("list attendees: %w", err)
+			}
 		}
-		err = s.db.NewRaw(attendeeSelect+" WHERE a.conference_id = ? ORDER BY a.id", conferenceID).Scan(ctx, &rows)
+		err = s.db.NewRaw(attendeeSelect+" WHERE a.conference_id = ? AND a.id > ? ORDER BY a.id LIMIT ?", conferenceID, after, limit+1).Scan(ctx, &rows)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list attendees: %w", translate(err))
+		return nil, false, fmt.Errorf("list attendees: %w", translate(err))
+	}
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
 	}
 	out := make([]attendee.Attendee, len(rows))
 	for i, r := range rows {
 		out[i] = r.domain()
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // UpdateAttendee applies p to attendee id. An attendee cannot move to another conference:

@@ -272,9 +272,17 @@ func upsertChanges(ctx context.Context, tx bun.IDB, changes []changeevent.Event)
 	return lags, nil
 }
 
-// ListConferences returns the live conferences, by id.
-func (s *Store) ListConferences(ctx context.Context) ([]attendee.Conference, error) {
-	return s.listConferences(ctx, "NOT deleted AND ? ", bun.Safe("TRUE"), 0)
+// ListConferences returns up to limit live copies with ids above after, by id, and whether
+// more follow: what registration offers.
+func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]attendee.Conference, bool, error) {
+	out, err := s.listConferences(ctx, "NOT deleted AND conference_id > ?", after, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
 // ListConferenceCopies returns rows of conference_vos with ids above after, tombstones

@@ -353,7 +353,7 @@ func TestRegister(t *testing.T) {
 		if ok != 10 || full != 30 || len(other) > 0 {
 			t.Errorf("registered %d, refused as full %d, other errors %v; want 10, 30, none", ok, full, other)
 		}
-		list, err := store.ListAttendees(ctx, 7)
+		list, _, err := store.ListAttendees(ctx, 7, 0, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,10 +402,10 @@ func TestAttendeeLifecycle(t *testing.T) {
 	if got.Conference.Name != "Conference 1" {
 		t.Errorf("attendee of a deleted conference shows conference %+v", got.Conference)
 	}
-	if list, err := store.ListAttendees(ctx, 1); err != nil || len(list) != 1 {
+	if list, _, err := store.ListAttendees(ctx, 1, 0, 100); err != nil || len(list) != 1 {
 		t.Errorf("attendees of the deleted conference: %d, %v; want 1", len(list), err)
 	}
-	if _, err := store.ListAttendees(ctx, 2); !errors.Is(err, attendee.ErrNotFound) {
+	if _, _, err := store.ListAttendees(ctx, 2, 0, 100); !errors.Is(err, attendee.ErrNotFound) {
 		t.Errorf("attendees of an unknown conference: err = %v, want ErrNotFound", err)
 	}
 
@@ -481,7 +481,7 @@ func TestApplyChangesLargeBatch(t *testing.T) {
 	if err != nil || res.Applied != n-1 {
 		t.Errorf("hand-over result %+v (%v): want %d applied", res, err, n-1)
 	}
-	live, err := store.ListConferences(ctx)
+	live, _, err := store.ListConferences(ctx, 0, 100_000)
 	if err != nil || len(live) != n {
 		t.Errorf("%d live conferences (%v), want %d: nothing is tombstoned for its absence", len(live), err, n)
 	}

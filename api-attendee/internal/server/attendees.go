@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -36,10 +38,6 @@ type attendeeListItem struct {
 	Conference string `json:"conference"`
 }
 
-type attendeeList struct {
-	Attendees []attendeeListItem `json:"attendees"`
-}
-
 func attendeeHref(id int64) string { return "/api/attendees/" + strconv.FormatInt(id, 10) + "/" }
 
 func toAttendeeDetail(a attendee.Attendee) attendeeDetail {
@@ -52,14 +50,6 @@ func toAttendeeDetail(a attendee.Attendee) attendeeDetail {
 
 func toAttendeeListItem(a attendee.Attendee) attendeeListItem {
 	return attendeeListItem{Href: attendeeHref(a.ID), Name: a.Name, Conference: a.Conference.Name}
-}
-
-func toAttendeeList(as []attendee.Attendee) attendeeList {
-	out := attendeeList{Attendees: make([]attendeeListItem, len(as))}
-	for i, a := range as {
-		out.Attendees[i] = toAttendeeListItem(a)
-	}
-	return out
 }
 
 var attendeeFields = []string{"email", "name", "company_name"}
@@ -124,28 +114,33 @@ func handleRegister(store *postgres.Store) fiber.Handler {
 	}
 }
 
-func handleListConferenceAttendees(store *postgres.Store) fiber.Handler {
+// attendees lists the attendees of conference id (0: of every conference), streamed when the
+// client asks for all of them, as the original's pages do.
+func attendees(log *slog.Logger, store *postgres.Store, id int64) httpedge.List[attendee.Attendee, attendeeListItem] {
+	return httpedge.List[attendee.Attendee, attendeeListItem]{
+		Name: "attendees", Path: "/api/attendees/", What: "attendee", Log: log,
+		Fetch: func(ctx context.Context, after int64, limit int) ([]attendee.Attendee, bool, error) {
+			return store.ListAttendees(ctx, id, after, limit)
+		},
+		Key:  func(a attendee.Attendee) int64 { return a.ID },
+		Item: toAttendeeListItem,
+	}
+}
+
+func handleListConferenceAttendees(log *slog.Logger, store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := httpedge.IDParam(c, "id", "conference")
 		if err != nil {
 			return err
 		}
-		as, err := store.ListAttendees(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toAttendeeList(as))
+		l := attendees(log, store, id)
+		l.Path = "/api/conferences/" + strconv.FormatInt(id, 10) + "/attendees/"
+		return l.Send(c)
 	}
 }
 
-func handleListAttendees(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		as, err := store.ListAttendees(c.UserContext(), 0)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toAttendeeList(as))
-	}
+func handleListAttendees(log *slog.Logger, store *postgres.Store) fiber.Handler {
+	return attendees(log, store, 0).Send
 }
 
 func handleGetAttendee(store *postgres.Store) fiber.Handler {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,10 +23,6 @@ type conferenceVO struct {
 	Version      int64     `json:"version"`
 }
 
-type conferenceList struct {
-	Conferences []conferenceVO `json:"conferences"`
-}
-
 func toConferenceVO(c attendee.Conference) conferenceVO {
 	return conferenceVO{
 		ID: c.ID, ImportHref: c.ImportHref, Name: c.Name, Starts: c.Starts, Ends: c.Ends,
@@ -33,18 +30,13 @@ func toConferenceVO(c attendee.Conference) conferenceVO {
 	}
 }
 
-func handleListConferences(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		confs, err := store.ListConferences(c.UserContext())
-		if err != nil {
-			return err
-		}
-		out := conferenceList{Conferences: make([]conferenceVO, len(confs))}
-		for i, cf := range confs {
-			out.Conferences[i] = toConferenceVO(cf)
-		}
-		return c.JSON(out)
-	}
+// handleListConferences lists the live copies: every one, streamed, as the original's pages
+// ask for them, or keyset pages with ?limit=.
+func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handler {
+	return httpedge.List[attendee.Conference, conferenceVO]{
+		Name: "conferences", Path: "/api/conferences/", What: "conference", Fetch: store.ListConferences, Log: log,
+		Key: func(c attendee.Conference) int64 { return c.ID }, Item: toConferenceVO,
+	}.Send
 }
 
 // handleGetConference answers 404 for a tombstone too: to a client, a deleted conference is gone.

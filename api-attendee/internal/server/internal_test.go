@@ -49,13 +49,15 @@ type applyResult = changeevent.HandoverResult
 
 func (f fixture) live(tb testing.TB) map[int64]int64 {
 	tb.Helper()
-	confs, err := f.store.ListConferences(context.Background())
+	confs, err := f.store.ListConferenceCopies(context.Background(), 0, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	out := map[int64]int64{}
 	for _, c := range confs {
-		out[c.ID] = c.Version
+		if !c.Deleted {
+			out[c.ID] = c.Version
+		}
 	}
 	return out
 }

@@ -16,12 +16,12 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Option
 	app.Get("/metrics", httpedge.Metrics(opts.Registry))
 
 	api := app.Group("/api", httpedge.LimitBody(BodyLimit))
-	api.Get("/conferences", handleListConferences(store))
+	api.Get("/conferences", handleListConferences(log, store))
 	api.Get("/conferences/:id", handleGetConference(store))
-	api.Get("/conferences/:id/attendees", handleListConferenceAttendees(store))
+	api.Get("/conferences/:id/attendees", handleListConferenceAttendees(log, store))
 	api.Post("/conferences/:id/attendees", handleRegisterForConference(store))
 
-	api.Get("/attendees", handleListAttendees(store))
+	api.Get("/attendees", handleListAttendees(log, store))
 	api.Post("/attendees", handleRegister(store))
 	api.Get("/attendees/:id", handleGetAttendee(store))
 	api.Put("/attendees/:id", handleUpdateAttendee(store))
