@@ -219,7 +219,8 @@ func awaitSteady(t *testing.T, url, name string, quiet time.Duration) {
 	}
 }
 
-// metricSum adds up every sample of the Prometheus metric name at url.
+// metricSum adds up every sample of the Prometheus metric name at url; a name may carry the
+// start of a label set, as `relay_redis_losses_total{cause="behind"`, to add up only those.
 func metricSum(t *testing.T, url, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -231,7 +232,11 @@ func metricSum(t *testing.T, url, name string) float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+		if strings.Contains(name, "{") {
+			if !strings.HasPrefix(line, name) {
+				continue
+			}
+		} else if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
 		f := strings.Fields(line)

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestPushPartialRedisLoss (push): Redis comes back holding only part of what it accepted, with
+// its epoch marker still there, so nothing says "new Redis". The relay recorded, in the
+// transaction that deleted the outbox rows, the newest entry it published; it finds the stream
+// short of that (or the group owed entries the stream no longer has), reconciles, and the copy
+// converges by itself, with api-attendee down throughout the loss as in the issue's try.
+func TestPushPartialRedisLoss(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		cause string // the relay_redis_losses_total label that must count it
+		lose  func(t *testing.T, s *system)
+	}{
+		{"restart from an older snapshot", lossBehindLabel, func(t *testing.T, s *system) {
+			s.redis.Kill()
+			s.redis.Start() // loads dump.rdb, written by SAVE before the updates
+		}},
+		{"truncated by its own writer", lossTrimmedLabel, func(t *testing.T, s *system) {
+			// What the syncer's own Redis user may send: XADD … MAXLEN 0 empties the stream.
+			if err := s.rdb.Do(context.Background(), "XADD", s.stream, "MAXLEN", "0", "*", "stray", "entry").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := setup(t, push, options{})
+			ctx := context.Background()
+			w := newWorkload(t, s.api, seed(t))
+			var ids []int64
+			for i := range 10 {
+				c, err := s.api.createConference(ctx, fmt.Sprintf("Kept %d", i), time.Date(2027, 6, 1+i, 9, 0, 0, 0, time.UTC), 2, 100, w.locations[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.AddCreated(c.ID)
+				ids = append(ids, c.ID)
+			}
+			s.AwaitProjection(w.Created(), tombstoneRequired)
+			// A snapshot with the epoch marker, the stream and the group as they are now.
+			if err := s.rdb.Save(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			s.attendees[0].Stop()
+			for _, id := range ids {
+				if _, err := s.api.updateConference(ctx, id, map[string]any{"name": fmt.Sprintf("Updated %d", id)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			awaitCondition(t, convergeWithin, "the relay to publish the updates and forget their outbox rows", func() bool {
+				var n int
+				if err := s.db.QueryRow(ctx, "SELECT count(*) FROM conference.outbox").Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n == 0
+			})
+			tc.lose(t, s)
+			s.attendees[0].Start()
+			s.AwaitProjection(w.Created(), tombstoneRequired)
+			metrics := s.syncers[0].URL() + "/metrics"
+			if n := metricSum(t, metrics, `relay_redis_losses_total{cause="`+tc.cause+`"`); n < 1 {
+				t.Errorf("the copy converged, but relay_redis_losses_total{cause=%q} is %v: what healed it?", tc.cause, n)
+			}
+			t.Logf("losses seen: %v; reconciles: %v", metricSum(t, metrics, "relay_redis_losses_total"), metricSum(t, metrics, "relay_reconciles_total"))
+		})
+	}
+}
+
+// The causes of relay_redis_losses_total, as syncer/internal/relay names them.
+const (
+	lossBehindLabel  = "behind"
+	lossTrimmedLabel = "trimmed"
+)
