@@ -35,6 +35,8 @@ type config struct {
 	PullMode          string
 	PollInterval      time.Duration
 	ReconcileInterval time.Duration
+	WaitReplicas      int
+	WaitTimeout       time.Duration
 	ConferenceURL     string
 	AttendeeURL       string
 	Token             string
@@ -96,6 +98,13 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		bad("SYNC_STREAM_MAXLEN=%q: want a whole number of at least 1000", maxLen)
 	}
 	cfg.StreamMaxLen = n
+	waitReplicas := get("SYNC_WAIT_REPLICAS", "0")
+	if cfg.WaitReplicas, err = strconv.Atoi(waitReplicas); err != nil || cfg.WaitReplicas < 0 || cfg.WaitReplicas > 100 {
+		bad("SYNC_WAIT_REPLICAS=%q: want how many Redis replicas must hold a batch before its outbox rows go, 0 (off) to 100", waitReplicas)
+	}
+	if cfg.WaitTimeout, err = parseDuration(get("SYNC_WAIT_TIMEOUT", "1s"), false); err != nil {
+		bad("SYNC_WAIT_TIMEOUT: %v", err)
+	}
 	cfg.PullMode = strings.ToLower(get("SYNC_PULL", poller.ModeFeed))
 	if cfg.PullMode != poller.ModeFeed && cfg.PullMode != poller.ModeList {
 		bad("SYNC_PULL=%q: want feed (follow the change feed) or list (poll the whole list, the seed's way)", cfg.PullMode)

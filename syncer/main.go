@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("starting syncer", "mode", cfg.Mode, "http_addr", cfg.HTTPAddr,
 		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "stream", cfg.Stream,
-		"stream_maxlen", cfg.StreamMaxLen, "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
+		"stream_maxlen", cfg.StreamMaxLen, "wait_replicas", cfg.WaitReplicas, "wait_timeout", cfg.WaitTimeout.String(), "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
 		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", redactURL(cfg.ConferenceURL),
 		"attendee_url", redactURL(cfg.AttendeeURL), "sync_token", tokenState, "pprof", cfg.Pprof, "log_level", cfg.LogLevel.String())
 
@@ -134,7 +134,8 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 		return nil, nil, nil, err
 	}
 	closeAll = func() { rdb.Close(); pool.Close() }
-	rcfg := relay.Config{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen, ReconcileInterval: cfg.ReconcileInterval}
+	rcfg := relay.Config{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen, ReconcileInterval: cfg.ReconcileInterval,
+		WaitReplicas: cfg.WaitReplicas, WaitTimeout: cfg.WaitTimeout}
 	if cfg.Token != "" {
 		rec, err := newReconciler(log, cfg, client)
 		if err != nil {

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	published, deadLettered, batches, errors prometheus.Counter
 	listenerReconnects, epochsStarted        prometheus.Counter
-	trimLosses                               prometheus.Counter
+	trimLosses, waitShortfalls               prometheus.Counter
 	reconciles, reconcileErrors              prometheus.Counter
 	lag                                      prometheus.Histogram
 	losses                                   *prometheus.CounterVec
@@ -26,6 +26,7 @@ func newMetrics(reg prometheus.Registerer, stream string) *metrics {
 		listenerReconnects: counter("relay_listener_reconnects_total", "Times the LISTEN connection was (re)opened after a failure."),
 		epochsStarted:      counter("relay_epochs_started_total", "Times Redis was found without the epoch marker (new, restarted empty or flushed)."),
 		trimLosses:         counter("relay_trim_losses_total", "Times the stream's length cap was found to have trimmed entries a consumer group never read."),
+		waitShortfalls:     counter("relay_wait_shortfalls_total", "Batches kept in the outbox because fewer replicas than SYNC_WAIT_REPLICAS acknowledged them in time."),
 		reconciles:         counter("relay_reconciles_total", "Full reconciles that succeeded."),
 		reconcileErrors:    counter("relay_reconcile_errors_total", "Full reconciles that failed and were retried."),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -53,6 +53,12 @@ type Config struct {
 	// ReconcileFailed, if set, reports a failed reconcile instead of the relay's own warning
 	// (it is retried with backoff either way), so that a changed source is said once.
 	ReconcileFailed func(err error)
+	// WaitReplicas, if positive, makes the relay WAIT after its XADDs until that many replicas
+	// hold them, for at most WaitTimeout, before it deletes the outbox rows: a failover then
+	// cannot lose an entry the outbox has forgotten. When fewer acknowledge in time, the batch
+	// stays in the outbox and is published again (consumers absorb the duplicates).
+	WaitReplicas int
+	WaitTimeout  time.Duration
 	// LongOutage is how long publishing may fail before its recovery triggers a reconcile:
 	// well under api-conference's OUTBOX_RETENTION, after which unpublished rows are pruned.
 	LongOutage time.Duration
@@ -77,6 +83,9 @@ func (c *Config) setDefaults() {
 	if c.LongOutage == 0 {
 		c.LongOutage = time.Hour
 	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = time.Second
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -93,6 +102,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReconcileInterval < 0 {
 		errs = append(errs, errors.New("reconcile interval is negative"))
+	}
+	if c.WaitReplicas < 0 || c.WaitReplicas > 100 {
+		errs = append(errs, fmt.Errorf("replicas to wait for, %d, is not within 0…100", c.WaitReplicas))
+	}
+	if c.WaitTimeout < time.Millisecond {
+		errs = append(errs, errors.New("the replica wait timeout is under 1ms"))
 	}
 	return errors.Join(errs...)
 }
@@ -272,8 +287,26 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		}
 		adds = append(adds, pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream, MaxLen: r.cfg.MaxLen, Approx: true, Values: e.FieldsWithData(o.Payload)}))
 	}
+	var wait *redis.Cmd
+	if r.cfg.WaitReplicas > 0 {
+		// In the same pipeline, so on the connection that wrote: WAIT counts the replicas
+		// that hold this connection's writes.
+		wait = pipe.Do(ctx, "WAIT", r.cfg.WaitReplicas, r.cfg.WaitTimeout.Milliseconds())
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
+	}
+	if wait != nil {
+		acked, err := wait.Int()
+		if err != nil {
+			return 0, fmt.Errorf("wait for %d replicas of %s: %w", r.cfg.WaitReplicas, r.cfg.Stream, err)
+		}
+		if acked < r.cfg.WaitReplicas {
+			// Rolled back by the deferred ROLLBACK: the rows stay, and go out again.
+			r.m.waitShortfalls.Inc()
+			return 0, fmt.Errorf("%d of %d replicas hold the batch after %s; keeping its %d outbox rows to publish again",
+				acked, r.cfg.WaitReplicas, r.cfg.WaitTimeout, len(claimed))
+		}
 	}
 	// The newest entry goes on record in the transaction that forgets the rows, and in the same
 	// round trip as its COMMIT: a stream later found behind it has lost what Redis accepted.
