@@ -70,7 +70,9 @@ func StartServer(tb testing.TB, opts ...Option) *Server {
 	return startProcess(tb, func(s *Server) []string {
 		host, port, _ := net.SplitHostPort(s.Addr)
 		argv := []string{"--bind", host, "--port", port, "--dir", s.dir,
-			"--logfile", s.logFile(), "--daemonize", "no", "--protected-mode", "no"}
+			"--logfile", s.logFile(), "--daemonize", "no", "--protected-mode", "no",
+			// A replica's first full sync would otherwise wait 5s for more replicas to share it.
+			"--repl-diskless-sync-delay", "0"}
 		if o.persistent {
 			argv = append(argv, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
 		} else {
@@ -171,7 +173,16 @@ func (s *Server) start() error {
 	}()
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialerRetries: 1})
 	defer rdb.Close()
-	err := poll(10*time.Second, done, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	// Dial first, so that go-redis does not log every refused connection while the server starts.
+	err := poll(10*time.Second, done, func(ctx context.Context) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", s.Addr)
+		if err != nil {
+			return err
+		}
+		conn.Close()
+		return rdb.Ping(ctx).Err()
+	})
 	if err == nil {
 		s.cmd, s.done = cmd, done
 		return nil
