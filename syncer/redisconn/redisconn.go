@@ -30,7 +30,7 @@ const (
 // DefaultConnectTimeout is how long Open waits for Redis to answer when Config leaves it zero:
 // long enough for a service started together with Redis (compose, a restart) to ride out
 // Redis's own start, short enough that a wrong URL stops the service visibly.
-const DefaultConnectTimeout = 30 * time.Second
+const DefaultConnectTimeout = 15 * time.Second
 
 // Config is the Redis part of a service's environment.
 //
@@ -97,10 +97,10 @@ func (c Config) options() (options, error) {
 }
 
 func (c Config) mode() string {
-	if c.Mode == "" {
-		return ModeStandalone
+	if m := strings.ToLower(strings.TrimSpace(c.Mode)); m != "" {
+		return m
 	}
-	return c.Mode
+	return ModeStandalone
 }
 
 func oneLine(err error) string {
@@ -109,7 +109,7 @@ func oneLine(err error) string {
 
 // Open returns the client c describes once Redis answers PING. Until then it retries with
 // backoff, so a service that starts before Redis waits for it; it gives up after
-// c.ConnectTimeout, or when ctx ends.
+// c.ConnectTimeout, when ctx ends, or at once when Redis refuses the credentials.
 func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 	o, err := c.options()
 	if err != nil {
@@ -136,6 +136,10 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 		if err == nil {
 			return rdb, nil
 		}
+		if refused(err) {
+			rdb.Close()
+			return nil, fmt.Errorf("REDIS_URL: Redis (%s mode) at %s refuses the credentials: %s", c.mode(), Redacted(c.URL), oneLine(err))
+		}
 		if !wait.Wait(ctx) {
 			rdb.Close()
 			if errors.Is(context.Cause(ctx), context.Canceled) {
@@ -144,6 +148,21 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("REDIS_URL: no answer from Redis (%s mode) at %s within %s: %s", c.mode(), Redacted(c.URL), timeout, oneLine(err))
 		}
 	}
+}
+
+// refused reports whether err is Redis turning the credentials down, which waiting does not
+// mend. Other replies (LOADING, MASTERDOWN, CLUSTERDOWN) pass, so Open waits them out.
+func refused(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	for _, code := range []string{"WRONGPASS", "NOAUTH", "NOPERM"} {
+		if strings.HasPrefix(reply.Error(), code) {
+			return true
+		}
+	}
+	return false
 }
 
 // Redacted is rawURL fit for a log: the password of the userinfo and of any *password=

@@ -23,6 +23,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"default mode", redisconn.Config{URL: "redis://localhost:6379/0"}, ""},
 		{"standalone", redisconn.Config{Mode: "standalone", URL: "redis://:pw@localhost:6379/2"}, ""},
+		{"mode in capitals", redisconn.Config{Mode: " Cluster ", URL: "redis://127.0.0.1:7000"}, ""},
 		{"sentinel", redisconn.Config{Mode: "sentinel", URL: "redis://u:p@127.0.0.1:26379?master_name=mymaster&addr=127.0.0.1:26380"}, ""},
 		{"cluster", redisconn.Config{Mode: "cluster", URL: "redis://127.0.0.1:7000?addr=127.0.0.1:7001"}, ""},
 		{"cluster db 0", redisconn.Config{Mode: "cluster", URL: "redis://127.0.0.1:7000/0"}, ""},
@@ -157,6 +158,19 @@ func TestOpenWaitsForRedis(t *testing.T) {
 		if !strings.HasPrefix(msg, "REDIS_URL: no answer from Redis (standalone mode) at redis://:xxxxx@") ||
 			strings.Contains(msg, "secret") || strings.Contains(msg, "\n") {
 			t.Errorf("error = %q, want one line naming REDIS_URL without the password", msg)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		t.Parallel()
+		srv := redistest.StartServer(t)
+		url := "redis://nobody:secret@" + srv.Addr + "/0"
+		start := time.Now()
+		_, err := redisconn.Open(context.Background(), redisconn.Config{URL: url, ConnectTimeout: 10 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), "refuses the credentials") || strings.Contains(err.Error(), "secret") {
+			t.Fatalf("Open with a wrong password = %v, want a refusal without the password", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Open retried a refused password for %s", d)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
