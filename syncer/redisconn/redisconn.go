@@ -54,13 +54,14 @@ func (c Config) Validate() error {
 	return err
 }
 
-// options parses c into the options of the client its mode needs: exactly one result is set.
+// options are the parsed options of the client a mode needs: exactly one is set.
 type options struct {
 	single   *redis.Options
 	failover *redis.FailoverOptions
 	cluster  *redis.ClusterOptions
 }
 
+// options parses c, so that Validate and Open read the URL the same way.
 func (c Config) options() (options, error) {
 	var o options
 	switch c.mode() {
