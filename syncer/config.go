@@ -16,6 +16,7 @@ import (
 
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/internal/poller"
+	"conferencego/syncer/redisconn"
 )
 
 // Modes of the syncer.
@@ -159,13 +160,9 @@ func parseDuration(s string, offOK bool) (time.Duration, error) {
 	return d, nil
 }
 
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
-}
+// redactURL hides the passwords of a URL for logging: the userinfo's and a password=
+// parameter's, where a Sentinel REDIS_URL keeps the primary's and a DATABASE_URL may keep one.
+func redactURL(raw string) string { return redisconn.Redacted(raw) }
 
 func newLogger(w io.Writer, cfg config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}

@@ -251,7 +251,8 @@ func TestPprofIsOffByDefault(t *testing.T) {
 }
 
 // TestStartLogMasksServiceURLCredentials: a password in CONFERENCE_URL or ATTENDEE_URL
-// (basic auth in front of a service) must not reach the log, as DATABASE_URL's does not.
+// (basic auth in front of a service) must not reach the log, nor one in a password=
+// parameter of REDIS_URL (a Sentinel URL's primary password) or DATABASE_URL.
 func TestStartLogMasksServiceURLCredentials(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -259,6 +260,8 @@ func TestStartLogMasksServiceURLCredentials(t *testing.T) {
 	env := map[string]string{
 		"SYNC_MODE": "pull", "SYNC_TOKEN": "t", "LOG_FORMAT": "json", "HTTP_ADDR": "127.0.0.1:0",
 		"CONFERENCE_URL": "http://conf:s3cret-conf@127.0.0.1:1", "ATTENDEE_URL": "http://att:s3cret-att@127.0.0.1:1",
+		"REDIS_URL":    "redis://sentinel:s3cret-sentinel@127.0.0.1:1?master_name=m&password=s3cret-redis",
+		"DATABASE_URL": "postgres://u@127.0.0.1:1/db?password=s3cret-db",
 	}
 	var out bytes.Buffer
 	_ = run(ctx, nil, func(k string) string { return env[k] }, &out)
