@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 )
 
 // config is everything api-attendee reads from its environment.
@@ -31,6 +31,7 @@ type config struct {
 	SyncToken string
 	// RedisURL and the consumer's settings matter in push mode only.
 	RedisURL      string
+	RedisMode     string
 	Stream        string
 	Group         string
 	BatchSize     int
@@ -103,8 +104,9 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		problems = append(problems, "SYNC_TOKEN: has surrounding spaces; a client could not send it")
 	}
 	cfg.RedisURL = get("REDIS_URL", defaultRedisURL)
-	if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
-		problems = append(problems, fmt.Sprintf("REDIS_URL: not a Redis URL: %v", err))
+	cfg.RedisMode = strings.ToLower(get("REDIS_MODE", redisconn.ModeStandalone))
+	if err := cfg.redis().Validate(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	cfg.Stream = get("SYNC_STREAM", changeevent.DefaultStream)
 	cfg.Group = get("SYNC_GROUP", changeevent.DefaultGroup)
@@ -113,6 +115,9 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		if len(v) > 200 || strings.ContainsAny(v, " \t\r\n") {
 			problems = append(problems, fmt.Sprintf("%s=%q: want a name of at most 200 characters without spaces", name, v))
 		}
+	}
+	if err := redisconn.ValidateStream(cfg.Stream); err != nil {
+		problems = append(problems, fmt.Sprintf("SYNC_STREAM=%q: %v", cfg.Stream, err))
 	}
 	if n, err := strconv.Atoi(get("SYNC_BATCH_SIZE", "100")); err != nil || n < 1 || n > 10000 {
 		problems = append(problems, fmt.Sprintf("SYNC_BATCH_SIZE=%q: want a whole number from 1 to 10000", getenv("SYNC_BATCH_SIZE")))
@@ -157,14 +162,12 @@ func checkOrigin(origin string) error {
 	return nil
 }
 
-// redactURL hides the password of a database or Redis URL for logging.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
-}
+// redis is the Redis part of the configuration.
+func (c config) redis() redisconn.Config { return redisconn.Config{Mode: c.RedisMode, URL: c.RedisURL} }
+
+// redactURL hides the passwords of a database or Redis URL for logging: the userinfo's and a
+// password= parameter's (a Sentinel URL carries the primary's there).
+func redactURL(raw string) string { return redisconn.Redacted(raw) }
 
 func newLogger(w io.Writer, cfg config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}

@@ -17,13 +17,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/redisstream"
 	"conferencego/api-attendee/internal/server"
 	"conferencego/httpedge"
+	"conferencego/syncer/redisconn"
 )
 
 // shutdownTimeout bounds how long in-flight requests and the consumer's batch in hand may
@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log := newLogger(stdout, cfg)
 	log.Info("starting api-attendee",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
-		"sync_mode", cfg.SyncMode, "redis_url", redactURL(cfg.RedisURL), "sync_stream", cfg.Stream,
+		"sync_mode", cfg.SyncMode, "redis_url", redactURL(cfg.RedisURL), "redis_mode", cfg.RedisMode, "sync_stream", cfg.Stream,
 		"sync_group", cfg.Group, "sync_batch_size", cfg.BatchSize, "sync_claim_idle", cfg.ClaimMinIdle.String(),
 		"sync_max_deliveries", cfg.MaxDeliveries, "sync_token_set", cfg.SyncToken != "",
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	var consumer *redisstream.Consumer
 	if cfg.SyncMode == "push" {
-		rdb, err := connectRedis(ctx, cfg.RedisURL)
+		rdb, err := redisconn.Open(ctx, cfg.redis())
 		if err != nil {
 			return err
 		}
@@ -169,33 +169,6 @@ func connect(ctx context.Context, dsn string) (*bun.DB, error) {
 				return nil, ctx.Err()
 			}
 			return nil, fmt.Errorf("DATABASE_URL: cannot reach the database within %s: %w", connectTimeout, err)
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
-}
-
-// connectRedis checks that Redis answers at start, so a wrong REDIS_URL stops the service
-// with a clear line. Later outages are the consumer's to ride out.
-func connectRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	rdb := redis.NewClient(opts)
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	wait := 100 * time.Millisecond
-	for {
-		err := rdb.Ping(ctx).Err()
-		if err == nil {
-			return rdb, nil
-		}
-		if !pause(ctx, wait) {
-			rdb.Close()
-			if errors.Is(context.Cause(ctx), context.Canceled) {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("REDIS_URL: cannot reach Redis at %s within %s: %w", redactURL(rawURL), connectTimeout, err)
 		}
 		wait = min(2*wait, 2*time.Second)
 	}

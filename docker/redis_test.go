@@ -120,7 +120,7 @@ func TestRedisACL(t *testing.T) {
 	t.Parallel()
 	r := newStackRedis(t)
 	ctx := context.Background()
-	const stream, group, dlq, epoch = "conference.changes", "attendee", "conference.changes.dlq", "conference.changes.epoch"
+	const stream, group, dlq, epoch = "conference.changes", "attendee", "{conference.changes}.dlq", "{conference.changes}.epoch"
 	syncer, attendee, inspector, anyone := r.client(t, "syncer"), r.client(t, "attendee"), r.client(t, "inspector"), r.client(t, "default")
 
 	// The service's own work, in the order it happens.
@@ -144,6 +144,7 @@ func TestRedisACL(t *testing.T) {
 	must("syncer XINFO STREAM", syncer.XInfoStream(ctx, stream).Err())
 	must("syncer XINFO GROUPS", syncer.XInfoGroups(ctx, stream).Err())
 	must("syncer XPENDING", syncer.XPending(ctx, stream, group).Err())
+	must("syncer WAIT", syncer.Do(ctx, "WAIT", 0, 10).Err())
 	res, err := attendee.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c1", Streams: []string{stream, ">"}, Count: 10, Block: 100 * time.Millisecond}).Result()
 	must("attendee XREADGROUP", err)
 	if len(res) != 1 || len(res[0].Messages) != 1 {

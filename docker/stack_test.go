@@ -107,7 +107,7 @@ func testStack(t *testing.T, mode string) {
 			}
 			return nil
 		})
-		if n, err := rdb.client(t, "inspector").Exists(context.Background(), "conference.changes.epoch").Result(); err != nil || n != 1 {
+		if n, err := rdb.client(t, "inspector").Exists(context.Background(), "{conference.changes}.epoch").Result(); err != nil || n != 1 {
 			t.Errorf("epoch marker: exists %d, %v", n, err)
 		}
 	}

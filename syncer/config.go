@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/internal/poller"
@@ -31,6 +30,7 @@ type config struct {
 	Mode              string
 	DatabaseURL       string
 	RedisURL          string
+	RedisMode         string
 	Stream            string
 	StreamMaxLen      int64
 	PullMode          string
@@ -65,6 +65,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		Mode:          strings.ToLower(get("SYNC_MODE", modePush)),
 		DatabaseURL:   get("DATABASE_URL", "postgres://postgres@localhost:5432/conferencego?sslmode=disable"),
 		RedisURL:      get("REDIS_URL", "redis://localhost:6379/0"),
+		RedisMode:     strings.ToLower(get("REDIS_MODE", redisconn.ModeStandalone)),
 		Stream:        get("SYNC_STREAM", changeevent.DefaultStream),
 		ConferenceURL: strings.TrimRight(get("CONFERENCE_URL", "http://localhost:8000"), "/"),
 		AttendeeURL:   strings.TrimRight(get("ATTENDEE_URL", "http://localhost:8001"), "/"),
@@ -80,8 +81,8 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		if _, err := pgx.ParseConfig(cfg.DatabaseURL); err != nil {
 			bad("DATABASE_URL: not a Postgres URL: %v", err)
 		}
-		if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
-			bad("REDIS_URL: %v", err)
+		if err := cfg.redis().Validate(); err != nil {
+			bad("%v", err)
 		}
 	case modePull:
 		if cfg.Token == "" {
@@ -92,6 +93,8 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 	}
 	if cfg.Stream == "" || strings.ContainsAny(cfg.Stream, " \t\r\n") || len(cfg.Stream) > 200 {
 		bad("SYNC_STREAM=%q: want a stream name without spaces", cfg.Stream)
+	} else if err := redisconn.ValidateStream(cfg.Stream); err != nil {
+		bad("SYNC_STREAM=%q: %v", cfg.Stream, err)
 	}
 	maxLen := get("SYNC_STREAM_MAXLEN", "1000000")
 	n, err := strconv.ParseInt(maxLen, 10, 64)
@@ -159,6 +162,9 @@ func parseDuration(s string, offOK bool) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// redis is the Redis part of the configuration.
+func (c config) redis() redisconn.Config { return redisconn.Config{Mode: c.RedisMode, URL: c.RedisURL} }
 
 // redactURL hides the passwords of a URL for logging: the userinfo's and a password=
 // parameter's, where a Sentinel REDIS_URL keeps the primary's and a DATABASE_URL may keep one.

@@ -24,12 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/internal/poller"
 	"conferencego/syncer/internal/reconcile"
 	"conferencego/syncer/internal/relay"
 	"conferencego/syncer/internal/syncapi"
+	"conferencego/syncer/redisconn"
 )
 
 // conferenceSchema is where api-conference keeps its outbox.
@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		tokenState = "set"
 	}
 	log.Info("starting syncer", "mode", cfg.Mode, "http_addr", cfg.HTTPAddr,
-		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "stream", cfg.Stream,
+		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "redis_mode", cfg.RedisMode, "stream", cfg.Stream,
 		"stream_maxlen", cfg.StreamMaxLen, "wait_replicas", cfg.WaitReplicas, "wait_timeout", cfg.WaitTimeout.String(), "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
 		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", redactURL(cfg.ConferenceURL),
 		"attendee_url", redactURL(cfg.AttendeeURL), "sync_token", tokenState, "pprof", cfg.Pprof, "log_level", cfg.LogLevel.String())
@@ -128,7 +128,7 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rdb, err := connectRedis(ctx, cfg.RedisURL)
+	rdb, err := redisconn.Open(ctx, cfg.redis())
 	if err != nil {
 		pool.Close()
 		return nil, nil, nil, err
@@ -282,19 +282,6 @@ func connectPostgres(ctx context.Context, dsn string) (*pgxpool.Pool, *pgx.ConnC
 		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	return pool, pcfg.ConnConfig.Copy(), nil
-}
-
-func connectRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	rdb := redis.NewClient(opts)
-	if err := retry(ctx, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	return rdb, nil
 }
 
 // retry calls fn until it succeeds, the server says no for good, or connectTimeout passes.

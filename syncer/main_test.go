@@ -20,6 +20,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"conferencego/syncer/redisconn"
 )
 
 func freeAddr(t *testing.T) string {
@@ -103,7 +105,7 @@ func TestRunPushServesHealthAndStops(t *testing.T) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	stream := "test.syncer." + hex.EncodeToString(b)
-	t.Cleanup(func() { rdb.Del(context.Background(), stream, stream+".epoch") })
+	t.Cleanup(func() { rdb.Del(context.Background(), stream, redisconn.Keys(stream).Epoch) })
 	addr := freeAddr(t)
 	env := map[string]string{
 		"HTTP_ADDR": addr, "SYNC_MODE": "push", "DATABASE_URL": newDatabase(t), "REDIS_URL": "redis://127.0.0.1:6379/0",

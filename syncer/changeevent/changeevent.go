@@ -17,13 +17,11 @@ import (
 	"unicode/utf8"
 )
 
-// Default names of the stream, the consumer group and the dead-letter stream. Each can be
+// Default names of the stream and the consumer group (redisconn.Keys names the rest). Each can be
 // overridden by the processes' configuration (SYNC_STREAM, SYNC_GROUP).
 const (
 	DefaultStream = "conference.changes"
 	DefaultGroup  = "attendee"
-	// DeadLetterSuffix is appended to the stream name to name its dead-letter stream.
-	DeadLetterSuffix = ".dlq"
 )
 
 // NotifyChannel is the Postgres channel api-conference notifies, in the same transaction as

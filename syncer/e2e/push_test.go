@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 )
 
 // TestPushRedisRestartedEmpty (push): in the middle of a burst, with events in the stream that
@@ -219,7 +220,7 @@ func TestPushPoisonEntry(t *testing.T) {
 	requireNoWriteErrors(t, w)
 	s.AwaitProjection(w.Created(), tombstoneRequired)
 
-	dlq := s.stream + changeevent.DeadLetterSuffix
+	dlq := redisconn.Keys(s.stream).DeadLetter
 	awaitCondition(t, 30*time.Second, "both poison entries in "+dlq, func() bool {
 		entries, err := s.rdb.XRange(ctx, dlq, "-", "+").Result()
 		if err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"conferencego/api-attendee/internal/attendee"
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 )
 
 // Applier applies a batch of changes in one transaction. postgres.Store is the applier in
@@ -472,7 +473,7 @@ func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter) error {
 	if len(dead) == 0 {
 		return nil
 	}
-	dlq := c.cfg.Stream + changeevent.DeadLetterSuffix
+	dlq := redisconn.Keys(c.cfg.Stream).DeadLetter // in the stream's slot, so MULTI works on a cluster too
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, d := range dead {
 			p.XAdd(ctx, &redis.XAddArgs{

@@ -18,6 +18,7 @@ import (
 	"conferencego/api-attendee/internal/postgres/pgtest"
 	"conferencego/api-attendee/internal/redisstream/redistest"
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
@@ -229,7 +230,7 @@ func TestConsumerDeadLettersAndGoesOn(t *testing.T) {
 			t.Errorf("conference %d at version %d, want 1: a bad entry held back good ones", id, v)
 		}
 	}
-	dlq, err := f.rdb.XRange(ctx, f.stream+changeevent.DeadLetterSuffix, "-", "+").Result()
+	dlq, err := f.rdb.XRange(ctx, redisconn.Keys(f.stream).DeadLetter, "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/internal/backoff"
+	"conferencego/syncer/redisconn"
 )
 
 // Config holds the relay's settings. Zero values take the defaults of setDefaults.
@@ -113,7 +114,7 @@ func (c *Config) Validate() error {
 }
 
 // EpochKey is the Redis key whose absence says that Redis lost its data.
-func EpochKey(stream string) string { return stream + ".epoch" }
+func EpochKey(stream string) string { return redisconn.Keys(stream).Epoch }
 
 // Relay publishes the outbox.
 type Relay struct {
@@ -121,7 +122,8 @@ type Relay struct {
 	log       *slog.Logger
 	pool      *pgxpool.Pool
 	listenCfg *pgx.ConnConfig
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
+	keys      redisconn.StreamKeys
 	m         *metrics
 	wake      chan struct{}
 	reconcile chan struct{}
@@ -131,13 +133,13 @@ type Relay struct {
 
 // New returns a relay over the conference database (pool, whose search_path reaches the
 // outbox; listenCfg opens the LISTEN connection) and Redis.
-func New(log *slog.Logger, pool *pgxpool.Pool, listenCfg *pgx.ConnConfig, rdb *redis.Client, cfg Config, reg prometheus.Registerer) (*Relay, error) {
+func New(log *slog.Logger, pool *pgxpool.Pool, listenCfg *pgx.ConnConfig, rdb redis.UniversalClient, cfg Config, reg prometheus.Registerer) (*Relay, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Relay{
-		cfg: cfg, log: log, pool: pool, listenCfg: listenCfg, rdb: rdb, m: newMetrics(reg, cfg.Stream),
+		cfg: cfg, log: log, pool: pool, listenCfg: listenCfg, rdb: rdb, keys: redisconn.Keys(cfg.Stream), m: newMetrics(reg, cfg.Stream),
 		wake: make(chan struct{}, 1), reconcile: make(chan struct{}, 1),
 	}, nil
 }
@@ -262,7 +264,14 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 	// DELETE … RETURNING gives no order; publish in outbox order.
 	slices.SortFunc(claimed, func(a, b changeevent.OutboxRow) int { return cmp.Compare(a.ID, b.ID) })
 
-	pipe := r.rdb.Pipeline()
+	// The batch goes to the primary that holds the stream's slot, on one connection, so that a
+	// WAIT after it counts the replicas of these writes (on a cluster client a keyless WAIT
+	// would go to any node).
+	primary, err := redisconn.Primary(ctx, r.rdb, r.keys.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("find the primary of %s: %w", r.cfg.Stream, err)
+	}
+	pipe := primary.Pipeline()
 	var oldest time.Time
 	dead := 0
 	var adds []*redis.StringCmd
@@ -273,7 +282,7 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 			// A row the contract refuses would block the outbox forever if retried; park it
 			// where a person can see it, with the reason.
 			dead++
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.cfg.Stream + changeevent.DeadLetterSuffix, MaxLen: 100_000, Approx: true, Values: []string{
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DeadLetter, MaxLen: 100_000, Approx: true, Values: []string{
 				changeevent.FieldDLQReason, err.Error(), changeevent.FieldDLQSource, "outbox",
 				changeevent.FieldDLQOutboxID, strconv.FormatInt(o.ID, 10),
 				changeevent.FieldEventID, o.EventID, changeevent.FieldType, o.Type,
@@ -331,7 +340,7 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		r.m.lag.Observe(time.Since(oldest).Seconds())
 	}
 	if dead > 0 {
-		r.log.Error("outbox rows the contract refuses were dead-lettered", "count", dead, "stream", r.cfg.Stream+changeevent.DeadLetterSuffix)
+		r.log.Error("outbox rows the contract refuses were dead-lettered", "count", dead, "stream", r.keys.DeadLetter)
 	}
 	r.log.Debug("published outbox batch", "events", published, "stream", r.cfg.Stream)
 	return len(claimed), nil
@@ -379,7 +388,7 @@ func (r *Relay) listen(ctx context.Context) {
 // restarted without persistence or flushed: events it held but nobody had applied are gone,
 // so a reconcile must make up for them.
 func (r *Relay) watchEpoch(ctx context.Context) {
-	key := EpochKey(r.cfg.Stream)
+	key := r.keys.Epoch
 	tick := time.NewTicker(r.cfg.EpochCheck)
 	defer tick.Stop()
 	// The first look always reconciles: this process may be replacing one that died after

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 )
 
 // unavailable skips on a developer's machine and fails in CI.
@@ -134,7 +135,7 @@ func setup(t *testing.T) bundle {
 	rdb := newRedis(t)
 	stream := "test.relay." + randomName()
 	t.Cleanup(func() {
-		rdb.Del(context.Background(), stream, stream+changeevent.DeadLetterSuffix, EpochKey(stream))
+		rdb.Del(context.Background(), stream, redisconn.Keys(stream).DeadLetter, EpochKey(stream))
 	})
 	return bundle{pool: pool, listen: listen, rdb: rdb, stream: stream}
 }
@@ -345,7 +346,7 @@ func TestInvalidRowIsDeadLetteredNotRetriedForever(t *testing.T) {
 	if got := published(t, b); !slices.Equal(got, []string{"7:1"}) {
 		t.Errorf("stream holds %v, want only the valid event", got)
 	}
-	dlq, err := b.rdb.XRange(ctx, b.stream+changeevent.DeadLetterSuffix, "-", "+").Result()
+	dlq, err := b.rdb.XRange(ctx, redisconn.Keys(b.stream).DeadLetter, "-", "+").Result()
 	if err != nil || len(dlq) != 1 {
 		t.Fatalf("dead-letter stream: %v, %v", dlq, err)
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 )
 
 // URL is the shared server's URL.
@@ -65,7 +65,7 @@ func Names(tb testing.TB, rdb *redis.Client) (stream, group string) {
 	id := randomName()
 	stream, group = "test."+id+".changes", "test-"+id
 	tb.Cleanup(func() {
-		_ = rdb.Del(context.Background(), stream, stream+changeevent.DeadLetterSuffix).Err()
+		_ = rdb.Del(context.Background(), stream, redisconn.Keys(stream).DeadLetter).Err()
 	})
 	return stream, group
 }
