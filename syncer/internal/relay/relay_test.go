@@ -151,7 +151,7 @@ func (b bundle) relay(t *testing.T, cfg Config) *Relay {
 }
 
 // addOutbox writes an outbox row and its notification inside tx, as api-conference does.
-func addOutbox(t *testing.T, ctx context.Context, tx pgx.Tx, confID, version int64, typ changeevent.Type) int64 {
+func addOutbox(t testing.TB, ctx context.Context, tx pgx.Tx, confID, version int64, typ changeevent.Type) int64 {
 	t.Helper()
 	var payload any
 	if typ != changeevent.Deleted {
@@ -175,7 +175,7 @@ func addOutbox(t *testing.T, ctx context.Context, tx pgx.Tx, confID, version int
 	return id
 }
 
-func commitEvent(t *testing.T, pool *pgxpool.Pool, confID, version int64, typ changeevent.Type) {
+func commitEvent(t testing.TB, pool *pgxpool.Pool, confID, version int64, typ changeevent.Type) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
