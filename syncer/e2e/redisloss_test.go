@@ -8,22 +8,31 @@ import (
 )
 
 // TestPushPartialRedisLoss (push): Redis comes back holding only part of what it accepted, with
-// its epoch marker still there, so nothing says "new Redis". The relay recorded, in the
+// its epoch marker still there, so nothing says "new Redis": restarted from an older snapshot,
+// failed over by Sentinel to a replica whose replication was paused, or emptied by its writer. The relay recorded, in the
 // transaction that deleted the outbox rows, the newest entry it published; it finds the stream
 // short of that (or the group owed entries the stream no longer has), reconciles, and the copy
 // converges by itself, with api-attendee down throughout the loss as in the try.
 func TestPushPartialRedisLoss(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name  string
-		cause string // the relay_redis_losses_total label that must count it
-		lose  func(t *testing.T, s *system)
+		name     string
+		sentinel bool                          // a primary and a replica under Sentinel, instead of one server
+		cause    string                        // the relay_redis_losses_total label that must count it
+		before   func(t *testing.T, s *system) // before the updates
+		lose     func(t *testing.T, s *system)
 	}{
-		{"restart from an older snapshot", lossBehindLabel, func(t *testing.T, s *system) {
+		{name: "failover to a replica that had not received the updates", sentinel: true, cause: lossBehindLabel,
+			before: func(t *testing.T, s *system) { s.replicated.PauseReplication() },
+			lose: func(t *testing.T, s *system) {
+				s.replicated.Primary.Kill(t)
+				s.sentinel.WaitForPrimary(t, s.replicated.Replica.Addr, 30*time.Second)
+			}},
+		{name: "restart from an older snapshot", cause: lossBehindLabel, lose: func(t *testing.T, s *system) {
 			s.redis.Kill()
 			s.redis.Start() // loads dump.rdb, written by SAVE before the updates
 		}},
-		{"truncated by its own writer", lossTrimmedLabel, func(t *testing.T, s *system) {
+		{name: "truncated by its own writer", cause: lossTrimmedLabel, lose: func(t *testing.T, s *system) {
 			// What the syncer's own Redis user may send: XADD … MAXLEN 0 empties the stream.
 			if err := s.rdb.Do(context.Background(), "XADD", s.stream, "MAXLEN", "0", "*", "stray", "entry").Err(); err != nil {
 				t.Fatal(err)
@@ -32,7 +41,7 @@ func TestPushPartialRedisLoss(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t, push, options{})
+			s := setup(t, push, options{sentinel: tc.sentinel})
 			ctx := context.Background()
 			w := newWorkload(t, s.api, seed(t))
 			var ids []int64
@@ -50,6 +59,9 @@ func TestPushPartialRedisLoss(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.attendees[0].Stop()
+			if tc.before != nil {
+				tc.before(t, s)
+			}
 			for _, id := range ids {
 				if _, err := s.api.updateConference(ctx, id, map[string]any{"name": fmt.Sprintf("Updated %d", id)}); err != nil {
 					t.Fatal(err)
@@ -62,6 +74,14 @@ func TestPushPartialRedisLoss(t *testing.T) {
 				}
 				return n == 0
 			})
+			if tc.sentinel {
+				// The state the test is about: the primary took the updates, the replica did not.
+				pl := s.replicated.Primary.Client(t).XLen(ctx, s.stream).Val()
+				rl := s.replicated.Replica.Client(t).XLen(ctx, s.stream).Val()
+				if pl != rl+int64(len(ids)) {
+					t.Fatalf("before the failover the primary holds %d entries and the replica %d; want the replica %d short", pl, rl, len(ids))
+				}
+			}
 			tc.lose(t, s)
 			s.attendees[0].Start()
 			s.AwaitProjection(w.Created(), tombstoneRequired)

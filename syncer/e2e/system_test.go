@@ -10,6 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"conferencego/syncer/redisconn"
+	"conferencego/syncer/redisconn/redistest"
 )
 
 // Modes of the syncer.
@@ -28,16 +31,21 @@ const convergeWithin = 60 * time.Second
 // system is the three services of one test, with its own database, redis-server (push), stream
 // and group.
 type system struct {
-	t      *testing.T
-	mode   string
-	dbURL  string
-	db     *pgx.Conn
-	redis  *redisServer
-	rdb    *redis.Client
-	stream string
-	group  string
-	token  string
-	opts   options
+	t     *testing.T
+	mode  string
+	dbURL string
+	db    *pgx.Conn
+	redis *redisServer
+	// With options.sentinel: a primary and a replica under one Sentinel, instead of redis.
+	replicated *redistest.Replicated
+	sentinel   *redistest.Sentinel
+	redisURL   string
+	redisMode  string
+	rdb        redis.UniversalClient
+	stream     string
+	group      string
+	token      string
+	opts       options
 
 	conference *proc
 	proxy      *badProxy
@@ -59,6 +67,9 @@ type options struct {
 	proxy bool
 	// pullList runs pull mode the seed's way (SYNC_PULL=list).
 	pullList bool
+	// sentinel runs push mode against a primary and a replica watched by a Sentinel, the
+	// services in REDIS_MODE=sentinel; redis is then nil.
+	sentinel bool
 }
 
 // setup starts api-conference, one api-attendee and one syncer in mode, each test with its
@@ -72,8 +83,20 @@ func setup(t *testing.T, mode string, opts options) *system {
 		group:  "e2e-" + randomHex(6),
 		token:  randomHex(16),
 	}
-	if mode == push {
+	switch {
+	case mode == push && opts.sentinel:
+		s.replicated = redistest.StartReplicated(t)
+		s.sentinel = redistest.StartSentinel(t, s.replicated.Primary, "e2e")
+		s.redisURL, s.redisMode = s.sentinel.URL(), redisconn.ModeSentinel
+		rdb, err := redisconn.Open(context.Background(), redisconn.Config{Mode: s.redisMode, URL: s.redisURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.rdb = rdb
+		t.Cleanup(func() { s.rdb.Close() })
+	case mode == push:
 		s.redis = startRedis(t, opts.persistRedis)
+		s.redisURL, s.redisMode = s.redis.URL(), redisconn.ModeStandalone
 		s.rdb = redis.NewClient(&redis.Options{Addr: s.redis.Addr})
 		t.Cleanup(func() { s.rdb.Close() })
 	}
@@ -97,7 +120,7 @@ func (s *system) AddAttendee() *proc {
 		"DATABASE_URL": s.dbURL, "SYNC_MODE": s.mode, "SYNC_TOKEN": s.token, "LOG_LEVEL": "info",
 	}
 	if s.mode == push {
-		env["REDIS_URL"] = s.redis.URL()
+		env["REDIS_URL"], env["REDIS_MODE"] = s.redisURL, s.redisMode
 		env["SYNC_STREAM"] = s.stream
 		env["SYNC_GROUP"] = s.group
 		// Short, so that entries left pending by a killed consumer are taken over quickly.
@@ -127,7 +150,7 @@ func (s *system) AddSyncer() *proc {
 	switch s.mode {
 	case push:
 		env["DATABASE_URL"] = s.dbURL
-		env["REDIS_URL"] = s.redis.URL()
+		env["REDIS_URL"], env["REDIS_MODE"] = s.redisURL, s.redisMode
 		if s.opts.streamMaxLen > 0 {
 			env["SYNC_STREAM_MAXLEN"] = strconv.Itoa(s.opts.streamMaxLen)
 		}
