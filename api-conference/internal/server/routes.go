@@ -13,6 +13,8 @@ func routes(app *fiber.App, store *postgres.Store, reg *prometheus.Registry) {
 	app.Get("/healthz", health)
 	app.Get("/readyz", ready(store))
 	app.Get("/metrics", metricsHandler(reg))
+	app.Get("/openapi.json", handleOpenAPI)
+	app.Get("/docs", handleDocs)
 
 	app.Get("/api/states", handleListStates(store))
 
