@@ -13,6 +13,8 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Option
 	app.Get("/healthz", health)
 	app.Get("/readyz", ready(checks))
 	app.Get("/metrics", metricsHandler(opts.Registry))
+	app.Get("/openapi.json", handleOpenAPI)
+	app.Get("/docs", handleDocs)
 
 	api := app.Group("/api", limitBody(BodyLimit))
 	api.Get("/conferences", handleListConferences(store))
