@@ -195,7 +195,7 @@ func (d apiDoc) operation(method, path string, params []apiParam, op apiOperatio
 	for _, req := range op.Security {
 		for name := range req {
 			s := d.Components.SecuritySchemes[name]
-			o.Security = append(o.Security, strings.TrimSpace(s.Scheme+" "+s.Type+": "+s.Description))
+			o.Security = append(o.Security, fmt.Sprintf("%s %s (%s)", s.Scheme, s.Type, s.Description))
 		}
 	}
 	for _, p := range params {
@@ -280,7 +280,7 @@ func schemaLink(ref string) template.HTML {
 	if i := strings.IndexByte(name, '/'); i >= 0 {
 		name = name[:i]
 	}
-	return template.HTML(`<a href="#schema-` + template.HTMLEscapeString(name) + `">` + template.HTMLEscapeString(ref) + `</a>`)
+	return template.HTML(`<a href="#schema-` + template.HTMLEscapeString(name) + `">` + template.HTMLEscapeString(strings.TrimPrefix(ref, "#/components/schemas/")) + `</a>`)
 }
 
 // prose renders a description: paragraphs on blank lines, `code` in backticks.
@@ -339,7 +339,7 @@ p { margin: .3rem 0; }
 <h3 id="{{.ID}}"><span class="m {{.Method}}">{{.Method}}</span> {{.Path}}</h3>
 <p><strong>{{.Summary}}</strong></p>
 {{.Description}}
-{{range .Security}}<p>Requires <code>Authorization</code>: {{.}}</p>{{end}}
+{{range .Security}}<p>Requires the <code>Authorization</code> header: {{.}}.</p>{{end}}
 {{if .Parameters}}<table><tr><th>Parameter</th><th>In</th><th>Description</th><th>Schema</th></tr>
 {{range .Parameters}}<tr><td><code>{{.Name}}</code>{{if .Required}} (required){{end}}</td><td>{{.In}}</td><td>{{.Description}}</td><td>{{.Schema}}</td></tr>
 {{end}}</table>{{end}}

@@ -261,7 +261,7 @@ func TestOpenAPIAndDocsAreServed(t *testing.T) {
 	}
 	r = f.must(t, 200, "GET", "/docs", nil, nil)
 	page := string(r.body)
-	for _, want := range []string{"<h1>api-attendee", "/api/conferences/{id}/attendees/", "/internal/changes", "Requires <code>Authorization</code>", "application/problem+json", `id="schema-Problem"`} {
+	for _, want := range []string{"<h1>api-attendee", "/api/conferences/{id}/attendees/", "/internal/changes", "Requires the <code>Authorization</code> header", "application/problem+json", `id="schema-Problem"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/docs lacks %q", want)
 		}
