@@ -160,7 +160,7 @@ func ListParams(c *fiber.Ctx, what string) (limit int, after int64, err error) {
 	if s := c.Query("after"); s != "" {
 		n, perr := strconv.ParseInt(s, 10, 64)
 		if perr != nil || n < 0 {
-			v = append(v, FieldError{Field: "after", Message: "must be a " + what + " id (a whole number, 0 or more)"})
+			v = append(v, FieldError{Field: "after", Message: "must be the id of the last " + what + " seen (a whole number, 0 or more)"})
 		}
 		after = n
 	}

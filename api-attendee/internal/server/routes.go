@@ -14,6 +14,8 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Option
 	app.Get("/healthz", httpedge.Health)
 	app.Get("/readyz", httpedge.Ready(checks...))
 	app.Get("/metrics", httpedge.Metrics(opts.Registry))
+	app.Get("/openapi.json", handleOpenAPI)
+	app.Get("/docs", handleDocs)
 
 	api := app.Group("/api", httpedge.LimitBody(BodyLimit))
 	api.Get("/conferences", handleListConferences(log, store))

@@ -102,7 +102,7 @@ func send(tb testing.TB, req *http.Request) response {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return checkAPI(tb, req, response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // doRaw sends body with the given Content-Type ("" sends none) and headers.
@@ -150,7 +150,7 @@ func (f fixture) doOversized(tb testing.TB, method, path string, size int, heade
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return checkAPIRaw(tb, f.base, method, path, response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // must sends a request and fails unless it gets want; it decodes the body into out if given.

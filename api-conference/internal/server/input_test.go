@@ -74,7 +74,7 @@ func TestCompressedBodiesAreRefused(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		checkProblem(t, response{status: resp.StatusCode, header: resp.Header, body: body}, 415)
+		checkProblem(t, checkAPI(t, req, response{status: resp.StatusCode, header: resp.Header, body: body}), 415)
 	}
 	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
 		t.Errorf("a compressed body changed the database:\n%s", diff)

@@ -16,6 +16,8 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, reg *promet
 	app.Get("/healthz", httpedge.Health)
 	app.Get("/readyz", httpedge.Ready(httpedge.Check{Name: "database", Ping: store.Ping}))
 	app.Get("/metrics", httpedge.Metrics(reg))
+	app.Get("/openapi.json", handleOpenAPI)
+	app.Get("/docs", handleDocs)
 
 	app.Get("/api/states", handleListStates(store))
 

@@ -90,7 +90,7 @@ func (f fixture) do(tb testing.TB, method, path string, body any, headers ...str
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return checkAPI(tb, req, response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // must sends a request and fails unless it gets want; it decodes the body into out if given.
@@ -516,7 +516,7 @@ func (f fixture) doRaw(tb testing.TB, method, path, body, contentType string) re
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return checkAPI(tb, req, response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // doOversized announces a body of size bytes and sends only the headers: the server must
@@ -548,7 +548,7 @@ func (f fixture) doOversized(tb testing.TB, method, path string, size int, conte
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return checkAPIRaw(tb, f.base, method, path, response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // Label values must not alias fiber's reused buffers: under concurrent requests of several
