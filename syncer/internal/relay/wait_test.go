@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/redisconn"
 	"conferencego/syncer/redisconn/redistest"
 )
 
@@ -108,5 +109,43 @@ func BenchmarkRelayWait(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// On a Redis Cluster the relay publishes through the primary that holds the stream's slot,
+// with its dead letters and epoch marker in the same slot, and still tells a loss.
+func TestRelayOnACluster(t *testing.T) {
+	t.Parallel()
+	pool, listen := newConferenceDB(t)
+	cluster := redistest.StartCluster(t)
+	ctx := context.Background()
+	rdb, err := redisconn.Open(ctx, redisconn.Config{Mode: redisconn.ModeCluster, URL: cluster.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	stream := "test.cluster." + randomName()
+	r, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), pool, listen, rdb, Config{Stream: stream}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XGroupCreateMkStream(ctx, stream, "attendee", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for v := int64(1); v <= 3; v++ {
+		commitEvent(t, pool, 9, v, changeevent.TypeFor(v, false))
+	}
+	publishAll(t, r)
+	if n := rdb.XLen(ctx, stream).Val(); n != 3 {
+		t.Fatalf("the stream holds %d entries, want 3", n)
+	}
+	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+		t.Fatalf("nothing lost: loss=%+v err=%v", l, err)
+	}
+	if err := rdb.Do(ctx, "XADD", stream, "MAXLEN", "0", "*", "x", "y").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := r.findLoss(ctx); err != nil || l.cause != lossTrimmed {
+		t.Fatalf("after XADD MAXLEN 0: loss=%+v err=%v; want %s", l, err, lossTrimmed)
 	}
 }
