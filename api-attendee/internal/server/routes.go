@@ -1,6 +1,7 @@
 package server
 
 import (
+	_ "embed"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -9,13 +10,19 @@ import (
 	"conferencego/httpedge"
 )
 
+// openAPI is the service's OpenAPI 3.1 document. The tests check every answer against it
+// and every route against its paths, so it cannot drift from the handlers.
+//
+//go:embed openapi.json
+var openAPI []byte
+
 // routes lists every route of the service. Paths match with and without a trailing slash.
 func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Options, checks []httpedge.Check) {
 	app.Get("/healthz", httpedge.Health)
 	app.Get("/readyz", httpedge.Ready(checks...))
 	app.Get("/metrics", httpedge.Metrics(opts.Registry))
-	app.Get("/openapi.json", handleOpenAPI)
-	app.Get("/docs", handleDocs)
+	app.Get("/openapi.json", httpedge.OpenAPI(openAPI))
+	app.Get("/docs", httpedge.Docs(openAPI))
 
 	api := app.Group("/api", httpedge.LimitBody(BodyLimit))
 	api.Get("/conferences", handleListConferences(log, store))

@@ -1,8 +1,7 @@
-package server
+package httpedge
 
 import (
 	"bytes"
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -14,30 +13,31 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// openAPI is the service's OpenAPI 3.1 document. The server tests check every answer they get
-// against it and every route against its paths, so it cannot drift from the handlers.
-//
-//go:embed openapi.json
-var openAPI []byte
-
-func handleOpenAPI(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	return c.Send(openAPI)
+// OpenAPI serves a service's OpenAPI document, doc, as it is. The services embed the file
+// that their tests check every answer and route against, so it cannot drift from the handlers.
+func OpenAPI(doc []byte) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+		return c.Send(doc)
+	}
 }
 
-// docsPage is the reference page, rendered once from openAPI.
-var docsPage = sync.OnceValues(func() ([]byte, error) { return renderDocs(openAPI) })
-
-// handleDocs serves the document as a page a person can read. It is rendered here from the
-// document, with nothing loaded from the network, so it works offline and behind any firewall.
-func handleDocs(c *fiber.Ctx) error {
-	page, err := docsPage()
-	if err != nil {
-		return err
+// Docs serves doc as a page a person can read. It is rendered here from the document, with
+// nothing loaded from the network, so it works offline and behind any firewall. The page is
+// rendered on the first request and kept: most servers (every test's) never serve it. A
+// document the page cannot be rendered from answers 500 (a problem, through the app's error
+// handler), which each service's test of /docs catches.
+func Docs(doc []byte) fiber.Handler {
+	page := sync.OnceValues(func() ([]byte, error) { return renderDocs(doc) })
+	return func(c *fiber.Ctx) error {
+		p, err := page()
+		if err != nil {
+			return fmt.Errorf("render /docs: %w", err)
+		}
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		return c.Send(p)
 	}
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.Send(page)
 }
 
 // The parts of an OpenAPI document that the page shows.
@@ -128,6 +128,7 @@ type (
 
 var methodOrder = []string{"get", "head", "post", "put", "patch", "delete", "options"}
 
+// renderDocs renders the page that Docs serves from an OpenAPI 3.1 document in JSON.
 func renderDocs(doc []byte) ([]byte, error) {
 	var d apiDoc
 	if err := json.Unmarshal(doc, &d); err != nil {
