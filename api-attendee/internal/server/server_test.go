@@ -150,7 +150,7 @@ func (f fixture) doOversized(tb testing.TB, method, path string, size int, heade
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return checkAPIRaw(tb, f.base, method, path, response{status: resp.StatusCode, header: resp.Header, body: data})
+	return checkAPI(tb, edgetest.Request(tb, method, f.base+path), response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // must sends a request and fails unless it gets want; it decodes the body into out if given.
@@ -518,4 +518,12 @@ func TestCORS(t *testing.T) {
 	if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
 		t.Errorf("foreign origin allowed: %q", got)
 	}
+}
+
+// checkAPI fails the test unless the answer r to req is one the document describes (see
+// edgetest.Contract.Check). It returns r, so that a request helper can wrap its answer in it.
+func checkAPI(tb testing.TB, req *http.Request, r response) response {
+	tb.Helper()
+	edgetest.ContractOf(tb, "openapi.json").Check(tb, req, edgetest.Answer{Status: r.status, Header: r.header, Body: r.body})
+	return r
 }

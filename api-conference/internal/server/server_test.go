@@ -548,7 +548,7 @@ func (f fixture) doOversized(tb testing.TB, method, path string, size int, conte
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return checkAPIRaw(tb, f.base, method, path, response{status: resp.StatusCode, header: resp.Header, body: data})
+	return checkAPI(tb, edgetest.Request(tb, method, f.base+path), response{status: resp.StatusCode, header: resp.Header, body: data})
 }
 
 // Label values must not alias fiber's reused buffers: under concurrent requests of several
@@ -612,4 +612,12 @@ func TestTerminatedConnectionIs503(t *testing.T) {
 		t.Error("503 without Retry-After")
 	}
 	f.must(t, 200, "GET", loc.Href, nil, nil)
+}
+
+// checkAPI fails the test unless the answer r to req is one the document describes (see
+// edgetest.Contract.Check). It returns r, so that a request helper can wrap its answer in it.
+func checkAPI(tb testing.TB, req *http.Request, r response) response {
+	tb.Helper()
+	edgetest.ContractOf(tb, "openapi.json").Check(tb, req, edgetest.Answer{Status: r.status, Header: r.header, Body: r.body})
+	return r
 }

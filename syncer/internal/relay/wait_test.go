@@ -28,7 +28,9 @@ func TestWaitKeepsTheBatchUntilAReplicaHoldsIt(t *testing.T) {
 	stream := "test.wait." + randomName()
 	reg := prometheus.NewRegistry()
 	r, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), pool, listen, rdb,
-		Config{Stream: stream, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond}, reg)
+		// Generous: a replica under -race on a loaded machine can take a while to acknowledge, and
+		// a paused one costs the test this much per round.
+		Config{Stream: stream, WaitReplicas: 1, WaitTimeout: 3 * time.Second}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
