@@ -152,7 +152,7 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 				rlog.Warn("api-conference is the copy's source again", "source", res.Source)
 			}
 			rlog.Info("reconciled api-attendee with the source", "source", res.Source, "listed", res.Listed,
-				"copies", res.Copies, "handed_over", res.HandedOver, "applied", res.Applied, "looked_up", res.LookedUp,
+				"conference_vos", res.ConferenceVOs, "handed_over", res.HandedOver, "applied", res.Applied, "looked_up", res.LookedUp,
 				"repaired", res.Repaired, "took", res.Took.Round(time.Millisecond).String())
 			return nil
 		}
@@ -193,7 +193,7 @@ func buildPull(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 		}
 	}
 	src := &syncapi.Source{Base: cfg.ConferenceURL, Client: client}
-	dst := &syncapi.Copy{Base: cfg.AttendeeURL, Token: cfg.Token, Client: client}
+	dst := &syncapi.Attendee{Base: cfg.AttendeeURL, Token: cfg.Token, Client: client}
 	rec, err := reconcile.New(log.With("component", "reconcile"), src, dst, reconcile.Config{})
 	if err != nil {
 		return nil, nil, nil, err
@@ -217,7 +217,7 @@ func buildPull(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 
 func newReconciler(log *slog.Logger, cfg config, client *http.Client) (*reconcile.Reconciler, error) {
 	src := &syncapi.Source{Base: cfg.ConferenceURL, Client: client}
-	dst := &syncapi.Copy{Base: cfg.AttendeeURL, Token: cfg.Token, Client: client}
+	dst := &syncapi.Attendee{Base: cfg.AttendeeURL, Token: cfg.Token, Client: client}
 	rec, err := reconcile.New(log.With("component", "reconcile"), src, dst, reconcile.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)

@@ -23,9 +23,9 @@ const (
 	PathHandover = "/internal/changes"
 	// PathRepairs takes a RepairRequest: the source wins over a copy that is ahead of it.
 	PathRepairs = "/internal/repairs"
-	// PathCopies lists the copy, tombstones included, by id: GET ?after=<id>&limit=N answers a
+	// PathConferenceVOs lists the copy, tombstones included, by id: GET ?after=<id>&limit=N answers a
 	// CopyPage.
-	PathCopies = "/internal/conferences"
+	PathConferenceVOs = "/internal/conferences"
 	// PathSource is the source the copy is bound to: GET answers a SourceBinding, DELETE
 	// forgets it (the operator's way to accept a new source).
 	PathSource = "/internal/source"
@@ -163,9 +163,9 @@ type HandoverResult struct {
 	Applied int `json:"applied"`
 }
 
-// Copy is one row of the copy (ConferenceVO) as PathCopies lists it, tombstones included.
+// ConferenceVO is one row of api-attendee's ConferenceVO table as PathConferenceVOs lists it, tombstones included.
 // Starts and ends are null on a tombstone of a conference the copy never saw alive.
-type Copy struct {
+type ConferenceVO struct {
 	ID           int64      `json:"id"`
 	ImportHref   string     `json:"import_href"`
 	Name         string     `json:"name"`
@@ -178,11 +178,11 @@ type Copy struct {
 	AppliedAt    time.Time  `json:"applied_at"`
 }
 
-// CopyPage is one page of PathCopies.
-type CopyPage struct {
+// ConferenceVOPage is one page of PathConferenceVOs.
+type ConferenceVOPage struct {
 	// Source is the source the copy is bound to; empty before its first hand-over.
-	Source      string `json:"source"`
-	Conferences []Copy `json:"conferences"`
+	Source      string         `json:"source"`
+	Conferences []ConferenceVO `json:"conferences"`
 	// Next is the path of the following page, null on the last.
 	Next *string `json:"next"`
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"conferencego/syncer/internal/backoff"
+	"conferencego/syncer/backoff"
 )
 
 // Modes of REDIS_MODE.

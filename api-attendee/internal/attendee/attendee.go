@@ -15,9 +15,9 @@ const (
 	MaxEmailLen = 254
 )
 
-// Conference is the local, read-only copy of a conference of api-conference (a ConferenceVO):
+// ConferenceVO is api-attendee's local, read-only copy of a conference of api-conference (the seed's name):
 // what registration needs to know, the version it was copied at, and whether it was deleted.
-type Conference struct {
+type ConferenceVO struct {
 	// ID is the conference's id in api-conference.
 	ID           int64
 	ImportHref   string
@@ -92,7 +92,7 @@ func (a *Attendee) Validate(v *ValidationError) {
 }
 
 // CanRegister reports why nobody more may register for c, given how many attendees it has.
-func (c Conference) CanRegister(registered int) error {
+func (c ConferenceVO) CanRegister(registered int) error {
 	switch {
 	case c.Deleted:
 		return fmt.Errorf("%w: conference %d has been deleted", ErrConflict, c.ID)

@@ -152,7 +152,7 @@ func TestAttendeeValidate(t *testing.T) {
 
 func TestCanRegister(t *testing.T) {
 	t.Parallel()
-	c := attendee.Conference{ID: 1, MaxAttendees: 2}
+	c := attendee.ConferenceVO{ID: 1, MaxAttendees: 2}
 	if err := c.CanRegister(1); err != nil {
 		t.Errorf("one of two places taken: %v", err)
 	}

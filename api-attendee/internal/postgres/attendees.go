@@ -83,7 +83,7 @@ func (s *Store) ListAttendees(ctx context.Context, conferenceID, after int64, li
 		err = s.db.NewRaw(attendeeSelect+" WHERE a.id > ? ORDER BY a.id LIMIT ?", after, limit+1).Scan(ctx, &rows)
 	} else {
 		if after == 0 {
-			if _, err := s.GetConference(ctx, conferenceID); err != nil {
+			if _, err := s.GetConferenceVO(ctx, conferenceID); err != nil {
 				return nil, false, fmt.Errorf("list attendees: %w", err)
 			}
 		}

@@ -25,8 +25,8 @@ type conferenceRow struct {
 	AppliedAt    time.Time    `bun:"applied_at"`
 }
 
-func (r conferenceRow) domain() attendee.Conference {
-	return attendee.Conference{
+func (r conferenceRow) domain() attendee.ConferenceVO {
+	return attendee.ConferenceVO{
 		ID: r.ConferenceID, ImportHref: r.ImportHref, Name: r.Name,
 		Starts: r.Starts.Time.UTC(), Ends: r.Ends.Time.UTC(), MaxAttendees: r.MaxAttendees,
 		Version: r.Version, Deleted: r.Deleted,

@@ -272,9 +272,9 @@ func upsertChanges(ctx context.Context, tx bun.IDB, changes []changeevent.Event)
 	return lags, nil
 }
 
-// ListConferences returns up to limit live copies with ids above after, by id, and whether
+// ListConferenceVOs returns up to limit live ConferenceVOs with ids above after, by id, and whether
 // more follow: what registration offers.
-func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]attendee.Conference, bool, error) {
+func (s *Store) ListConferenceVOs(ctx context.Context, after int64, limit int) ([]attendee.ConferenceVO, bool, error) {
 	out, err := s.listConferences(ctx, "NOT deleted AND conference_id > ?", after, limit+1)
 	if err != nil {
 		return nil, false, err
@@ -285,14 +285,14 @@ func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]
 	return out, false, nil
 }
 
-// ListConferenceCopies returns rows of conference_vos with ids above after, tombstones
+// ListConferenceVOsWithTombstones returns rows of conference_vos with ids above after, tombstones
 // included, by id, at most limit of them (0: all): what the syncer and the comparison check
 // against the source.
-func (s *Store) ListConferenceCopies(ctx context.Context, after int64, limit int) ([]attendee.Conference, error) {
+func (s *Store) ListConferenceVOsWithTombstones(ctx context.Context, after int64, limit int) ([]attendee.ConferenceVO, error) {
 	return s.listConferences(ctx, "conference_id > ?", after, limit)
 }
 
-func (s *Store) listConferences(ctx context.Context, where string, arg any, limit int) ([]attendee.Conference, error) {
+func (s *Store) listConferences(ctx context.Context, where string, arg any, limit int) ([]attendee.ConferenceVO, error) {
 	var rows []conferenceRow
 	q := s.db.NewSelect().Model(&rows).Where(where, arg).Order("conference_id")
 	if limit > 0 {
@@ -301,18 +301,18 @@ func (s *Store) listConferences(ctx context.Context, where string, arg any, limi
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list conferences: %w", translate(err))
 	}
-	out := make([]attendee.Conference, len(rows))
+	out := make([]attendee.ConferenceVO, len(rows))
 	for i, r := range rows {
 		out[i] = r.domain()
 	}
 	return out, nil
 }
 
-// GetConference returns the copy of conference id, tombstone or not.
-func (s *Store) GetConference(ctx context.Context, id int64) (attendee.Conference, error) {
+// GetConferenceVO returns the copy of conference id, tombstone or not.
+func (s *Store) GetConferenceVO(ctx context.Context, id int64) (attendee.ConferenceVO, error) {
 	var row conferenceRow
 	if err := s.db.NewSelect().Model(&row).Where("conference_id = ?", id).Scan(ctx); err != nil {
-		return attendee.Conference{}, fmt.Errorf("conference %d: %w", id, translate(err))
+		return attendee.ConferenceVO{}, fmt.Errorf("conference %d: %w", id, translate(err))
 	}
 	return row.domain(), nil
 }

@@ -35,7 +35,7 @@ type voState struct {
 
 func state(t *testing.T, store *postgres.Store, id int64) voState {
 	t.Helper()
-	c, err := store.GetConference(context.Background(), id)
+	c, err := store.GetConferenceVO(context.Background(), id)
 	if err != nil {
 		t.Fatalf("get conference %d: %v", id, err)
 	}
@@ -154,7 +154,7 @@ func TestApplyChangesCountsAndLag(t *testing.T) {
 	if diff := cmp.Diff(attendee.ApplyResult{Changes: 2, Applied: 1}, res, ignoreLags); diff != "" {
 		t.Errorf("second apply (-want +got):\n%s", diff)
 	}
-	c, err := store.GetConference(context.Background(), 2)
+	c, err := store.GetConferenceVO(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestApplyChangesRefusesInvalidBatchWhole(t *testing.T) {
 	if !errors.Is(err, attendee.ErrInvalid) {
 		t.Fatalf("apply with a NUL in a name: err = %v, want ErrInvalid", err)
 	}
-	if _, err := store.GetConference(context.Background(), 1); !errors.Is(err, attendee.ErrNotFound) {
+	if _, err := store.GetConferenceVO(context.Background(), 1); !errors.Is(err, attendee.ErrNotFound) {
 		t.Errorf("the valid change of a refused batch was applied: err = %v", err)
 	}
 }
@@ -197,7 +197,7 @@ func TestHandoverBindsTheCopyToItsSource(t *testing.T) {
 	if got := state(t, store, 1); got.Name != "A" {
 		t.Errorf("a refused hand-over changed conference 1: %+v", got)
 	}
-	if _, err := store.GetConference(ctx, 2); !errors.Is(err, attendee.ErrNotFound) {
+	if _, err := store.GetConferenceVO(ctx, 2); !errors.Is(err, attendee.ErrNotFound) {
 		t.Errorf("a refused hand-over created conference 2: %v", err)
 	}
 	if old, err := store.Unbind(ctx); err != nil || old != "source-a" {
@@ -481,11 +481,11 @@ func TestApplyChangesLargeBatch(t *testing.T) {
 	if err != nil || res.Applied != n-1 {
 		t.Errorf("hand-over result %+v (%v): want %d applied", res, err, n-1)
 	}
-	live, _, err := store.ListConferences(ctx, 0, 100_000)
+	live, _, err := store.ListConferenceVOs(ctx, 0, 100_000)
 	if err != nil || len(live) != n {
 		t.Errorf("%d live conferences (%v), want %d: nothing is tombstoned for its absence", len(live), err, n)
 	}
-	copies, err := store.ListConferenceCopies(ctx, 10, 7)
+	copies, err := store.ListConferenceVOsWithTombstones(ctx, 10, 7)
 	if err != nil || len(copies) != 7 || copies[0].ID != 11 {
 		t.Errorf("a page of copies after 10: %d rows from %v (%v), want 7 from 11", len(copies), copies, err)
 	}

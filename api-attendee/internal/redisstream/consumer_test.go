@@ -128,7 +128,7 @@ func pendingCount(t *testing.T, rdb redis.UniversalClient, stream, group string)
 
 func version(t *testing.T, store *postgres.Store, id int64) int64 {
 	t.Helper()
-	c, err := store.GetConference(context.Background(), id)
+	c, err := store.GetConferenceVO(context.Background(), id)
 	if errors.Is(err, attendee.ErrNotFound) {
 		return 0
 	}
@@ -153,7 +153,7 @@ func TestConsumerAppliesAndAcks(t *testing.T) {
 	if diff := cmp.Diff(map[int64]int64{1: 2, 2: 2, 3: 1}, got); diff != "" {
 		t.Errorf("versions (-want +got):\n%s", diff)
 	}
-	if vo, _ := f.store.GetConference(context.Background(), 2); !vo.Deleted {
+	if vo, _ := f.store.GetConferenceVO(context.Background(), 2); !vo.Deleted {
 		t.Errorf("conference 2 is not tombstoned")
 	}
 	if n := pendingCount(t, f.rdb, f.stream, f.group); n != 0 {

@@ -23,19 +23,19 @@ type conferenceVO struct {
 	Version      int64     `json:"version"`
 }
 
-func toConferenceVO(c attendee.Conference) conferenceVO {
+func toConferenceVO(c attendee.ConferenceVO) conferenceVO {
 	return conferenceVO{
 		ID: c.ID, ImportHref: c.ImportHref, Name: c.Name, Starts: c.Starts, Ends: c.Ends,
 		MaxAttendees: c.MaxAttendees, Version: c.Version,
 	}
 }
 
-// handleListConferences lists the live copies: every one, streamed, as the original's pages
+// handleListConferences lists the live ConferenceVOs: every one, streamed, as the original's pages
 // ask for them, or keyset pages with ?limit=.
 func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handler {
-	return httpedge.List[attendee.Conference, conferenceVO]{
-		Name: "conferences", Path: "/api/conferences/", What: "conference", Fetch: store.ListConferences, Log: log,
-		Key: func(c attendee.Conference) int64 { return c.ID }, Item: toConferenceVO,
+	return httpedge.List[attendee.ConferenceVO, conferenceVO]{
+		Name: "conferences", Path: "/api/conferences/", What: "conference", Fetch: store.ListConferenceVOs, Log: log,
+		Key: func(c attendee.ConferenceVO) int64 { return c.ID }, Item: toConferenceVO,
 	}.Send
 }
 
@@ -46,7 +46,7 @@ func handleGetConference(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		cf, err := store.GetConference(c.UserContext(), id)
+		cf, err := store.GetConferenceVO(c.UserContext(), id)
 		if err != nil {
 			return err
 		}

@@ -67,10 +67,10 @@ func respond(c *fiber.Ctx, res attendee.ApplyResult, lag prometheus.Histogram) e
 	return c.JSON(changeevent.HandoverResult{Changes: res.Changes, Applied: res.Applied})
 }
 
-// handleListCopies lists rows of conference_vos, tombstones included, by id, so the syncer
+// handleListConferenceVOsWithTombstones lists rows of conference_vos, tombstones included, by id, so the syncer
 // and the comparison can check the copy against the source: versions, tombstones and lag.
 // With limit it pages; without, it lists every row.
-func handleListCopies(store *postgres.Store) fiber.Handler {
+func handleListConferenceVOsWithTombstones(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var v attendee.ValidationError
 		after, limit := int64(0), 0
@@ -95,13 +95,13 @@ func handleListCopies(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		confs, err := store.ListConferenceCopies(c.UserContext(), after, limit)
+		confs, err := store.ListConferenceVOsWithTombstones(c.UserContext(), after, limit)
 		if err != nil {
 			return err
 		}
-		out := changeevent.CopyPage{Source: source, Conferences: make([]changeevent.Copy, len(confs))}
+		out := changeevent.ConferenceVOPage{Source: source, Conferences: make([]changeevent.ConferenceVO, len(confs))}
 		for i, cf := range confs {
-			cp := changeevent.Copy{
+			cp := changeevent.ConferenceVO{
 				ID: cf.ID, ImportHref: cf.ImportHref, Name: cf.Name, MaxAttendees: cf.MaxAttendees,
 				Version: cf.Version, Deleted: cf.Deleted, OccurredAt: cf.OccurredAt, AppliedAt: cf.AppliedAt,
 			}
@@ -111,7 +111,7 @@ func handleListCopies(store *postgres.Store) fiber.Handler {
 			out.Conferences[i] = cp
 		}
 		if limit > 0 && len(confs) == limit {
-			next := fmt.Sprintf("%s?%s=%d&%s=%d", changeevent.PathCopies, changeevent.ParamAfter, confs[len(confs)-1].ID, changeevent.ParamLimit, limit)
+			next := fmt.Sprintf("%s?%s=%d&%s=%d", changeevent.PathConferenceVOs, changeevent.ParamAfter, confs[len(confs)-1].ID, changeevent.ParamLimit, limit)
 			out.Next = &next
 		}
 		return c.JSON(out)

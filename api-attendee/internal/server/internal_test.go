@@ -49,7 +49,7 @@ type applyResult = changeevent.HandoverResult
 
 func (f fixture) live(tb testing.TB) map[int64]int64 {
 	tb.Helper()
-	confs, err := f.store.ListConferenceCopies(context.Background(), 0, 0)
+	confs, err := f.store.ListConferenceVOsWithTombstones(context.Background(), 0, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestInternalSourceAndRepairs(t *testing.T) {
 		var ids []int64
 		next := "/internal/conferences?limit=10"
 		for pages := 0; next != ""; pages++ {
-			var page changeevent.CopyPage
+			var page changeevent.ConferenceVOPage
 			f.must(t, 200, "GET", next, nil, &page, bearer...)
 			if page.Source != testSource || pages > 5 {
 				t.Fatalf("page %d: %+v", pages, page)

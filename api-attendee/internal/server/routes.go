@@ -39,7 +39,7 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Option
 
 	lag := newLagHistogram(opts.Registry)
 	internal := app.Group("/internal", requireToken(opts.SyncToken))
-	internal.Get("/conferences", handleListCopies(store))
+	internal.Get("/conferences", handleListConferenceVOsWithTombstones(store))
 	internal.Post("/changes", handleApplyChanges(store, lag))
 	internal.Post("/repairs", handleRepairs(store))
 	internal.Get("/source", handleGetSource(store))

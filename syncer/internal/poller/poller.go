@@ -29,8 +29,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"conferencego/syncer/backoff"
 	"conferencego/syncer/changeevent"
-	"conferencego/syncer/internal/backoff"
 	"conferencego/syncer/internal/reconcile"
 	"conferencego/syncer/internal/syncapi"
 )
@@ -90,7 +90,7 @@ type Poller struct {
 	log   *slog.Logger
 	m     *metrics
 	src   *syncapi.Source
-	dst   *syncapi.Copy
+	dst   *syncapi.Attendee
 	rec   *reconcile.Reconciler
 	guard *reconcile.Guard
 
@@ -107,7 +107,7 @@ type Poller struct {
 }
 
 // New returns a poller from src to dst. Its metrics count what src sends.
-func New(log *slog.Logger, src *syncapi.Source, dst *syncapi.Copy, rec *reconcile.Reconciler, guard *reconcile.Guard, cfg Config, reg prometheus.Registerer) (*Poller, error) {
+func New(log *slog.Logger, src *syncapi.Source, dst *syncapi.Attendee, rec *reconcile.Reconciler, guard *reconcile.Guard, cfg Config, reg prometheus.Registerer) (*Poller, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -188,7 +188,7 @@ func (p *Poller) reconcile(ctx context.Context) (Result, error) {
 	p.etag, p.known = "", nil
 	p.m.reconciles.Inc()
 	p.m.handedOver.Add(float64(res.HandedOver))
-	p.log.Info("reconciled api-attendee with the source", "source", res.Source, "listed", res.Listed, "copies", res.Copies,
+	p.log.Info("reconciled api-attendee with the source", "source", res.Source, "listed", res.Listed, "conference_vos", res.ConferenceVOs,
 		"handed_over", res.HandedOver, "applied", res.Applied, "looked_up", res.LookedUp, "repaired", res.Repaired,
 		"took", res.Took.Round(time.Millisecond).String())
 	return Result{Reconciled: true, Sent: res.HandedOver, Applied: res.Applied}, nil

@@ -23,7 +23,7 @@ import (
 type bundle struct {
 	p     *Poller
 	src   *synctest.Source
-	dst   *synctest.Copy
+	dst   *synctest.Attendee
 	guard *reconcile.Guard
 }
 
@@ -35,11 +35,11 @@ func setup(t *testing.T, mode string, srcHandler func(*synctest.Source) http.Han
 		t.Cleanup(srv.Close)
 		srcURL = srv.URL
 	}
-	dst, dstURL := synctest.NewCopy(t)
+	dst, dstURL := synctest.NewAttendee(t)
 	client := &http.Client{Timeout: 10 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := &syncapi.Source{Base: srcURL, Client: client}
-	d := &syncapi.Copy{Base: dstURL, Token: "t", Client: client}
+	d := &syncapi.Attendee{Base: dstURL, Token: "t", Client: client}
 	rec, err := reconcile.New(log, s, d, reconcile.Config{PageSize: 10})
 	if err != nil {
 		t.Fatal(err)

@@ -52,12 +52,12 @@ func (c *Config) setDefaults() {
 type Reconciler struct {
 	cfg Config
 	src *syncapi.Source
-	dst *syncapi.Copy
+	dst *syncapi.Attendee
 	log *slog.Logger
 }
 
 // New returns a Reconciler between src and dst.
-func New(log *slog.Logger, src *syncapi.Source, dst *syncapi.Copy, cfg Config) (*Reconciler, error) {
+func New(log *slog.Logger, src *syncapi.Source, dst *syncapi.Attendee, cfg Config) (*Reconciler, error) {
 	cfg.setDefaults()
 	if cfg.PageSize < 1 || cfg.PageSize > changeevent.MaxPage || cfg.Chunk < 1 || cfg.Suspects < 1 || cfg.Suspects > changeevent.MaxPage {
 		return nil, fmt.Errorf("reconcile: page size %d, chunk %d or suspects %d out of range", cfg.PageSize, cfg.Chunk, cfg.Suspects)
@@ -72,8 +72,8 @@ type Result struct {
 	// Cursor is the feed position as of the start of the listing: following the feed from it
 	// misses no change made during or after the run.
 	Cursor string
-	// Listed counts what the source listed, Copies what the copy held.
-	Listed, Copies int
+	// Listed counts what the source listed, ConferenceVOs what the copy held.
+	Listed, ConferenceVOs int
 	// HandedOver counts changes sent through the guarded apply, Applied those that changed a
 	// row, Repaired the rows the source overruled.
 	HandedOver, Applied, Repaired int
@@ -120,7 +120,7 @@ type run struct {
 	source   string
 	res      Result
 	apply    []changeevent.Change
-	suspects []changeevent.Copy
+	suspects []changeevent.ConferenceVO
 }
 
 // merge walks the source's listing and the copy in id order, side by side.
@@ -137,9 +137,9 @@ func (u *run) merge(first changeevent.StatePage) error {
 		return p.Conferences, p.Next != nil, nil
 	}
 	src.id = func(c changeevent.Change) int64 { return c.ConferenceID }
-	dst := &pager[changeevent.Copy]{more: true, id: func(c changeevent.Copy) int64 { return c.ID }}
-	dst.fetch = func(after int64) ([]changeevent.Copy, bool, error) {
-		p, err := u.r.dst.Copies(u.ctx, after, u.r.cfg.PageSize)
+	dst := &pager[changeevent.ConferenceVO]{more: true, id: func(c changeevent.ConferenceVO) int64 { return c.ID }}
+	dst.fetch = func(after int64) ([]changeevent.ConferenceVO, bool, error) {
+		p, err := u.r.dst.ConferenceVOs(u.ctx, after, u.r.cfg.PageSize)
 		if err != nil {
 			return nil, false, fmt.Errorf("read the copy: %w", err)
 		}
@@ -165,12 +165,12 @@ func (u *run) merge(first changeevent.StatePage) error {
 			src.next()
 			err = u.handOver(s)
 		case !sok || c.ID < s.ConferenceID:
-			u.res.Copies++
+			u.res.ConferenceVOs++
 			dst.next()
 			err = u.suspect(c)
 		default:
 			u.res.Listed++
-			u.res.Copies++
+			u.res.ConferenceVOs++
 			src.next()
 			dst.next()
 			switch {
@@ -208,7 +208,7 @@ func (u *run) flushApply() error {
 	return nil
 }
 
-func (u *run) suspect(c changeevent.Copy) error {
+func (u *run) suspect(c changeevent.ConferenceVO) error {
 	// A tombstone of version 0 is already what the copy holds for a conference the source
 	// does not know; asking again would only repeat that.
 	if c.Deleted && c.Version == 0 {
@@ -258,9 +258,9 @@ func (u *run) flushSuspects() error {
 			"conferences", len(repairs), "repaired", out.Applied)
 		// While the copy was ahead, its version guard refused the source's real changes. Ask
 		// once more and hand over what the source has now: it outranks the repaired rows.
-		again := make([]changeevent.Copy, len(repairs))
+		again := make([]changeevent.ConferenceVO, len(repairs))
 		for i, rp := range repairs {
-			again[i] = changeevent.Copy{ID: rp.ConferenceID}
+			again[i] = changeevent.ConferenceVO{ID: rp.ConferenceID}
 		}
 		facts, err := u.lookup(again)
 		if err != nil {
@@ -282,7 +282,7 @@ func (u *run) flushSuspects() error {
 // lookup asks the source about copies by id. Every id comes back as a fact: in facts, or in
 // the source's explicit list of ids it does not know; an answer that leaves one out is refused,
 // so that a proxy's empty answer is never taken for "unknown".
-func (u *run) lookup(copies []changeevent.Copy) (map[int64]changeevent.Change, error) {
+func (u *run) lookup(copies []changeevent.ConferenceVO) (map[int64]changeevent.Change, error) {
 	ids := make([]int64, len(copies))
 	for i, c := range copies {
 		ids[i] = c.ID

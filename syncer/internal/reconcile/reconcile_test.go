@@ -18,17 +18,17 @@ import (
 
 type bundle struct {
 	src *synctest.Source
-	dst *synctest.Copy
+	dst *synctest.Attendee
 	rec *reconcile.Reconciler
 }
 
 func setup(t *testing.T) bundle {
 	t.Helper()
 	src, srcURL := synctest.NewSource(t, "source-a")
-	dst, dstURL := synctest.NewCopy(t)
+	dst, dstURL := synctest.NewAttendee(t)
 	client := &http.Client{Timeout: 10 * time.Second}
 	rec, err := reconcile.New(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		&syncapi.Source{Base: srcURL, Client: client}, &syncapi.Copy{Base: dstURL, Token: "t", Client: client},
+		&syncapi.Source{Base: srcURL, Client: client}, &syncapi.Attendee{Base: dstURL, Token: "t", Client: client},
 		reconcile.Config{PageSize: 7, Chunk: 5, Suspects: 3}) // small, so that every page and chunk boundary is crossed
 	if err != nil {
 		t.Fatal(err)

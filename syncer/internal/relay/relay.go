@@ -27,8 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"conferencego/syncer/backoff"
 	"conferencego/syncer/changeevent"
-	"conferencego/syncer/internal/backoff"
 	"conferencego/syncer/redisconn"
 )
 

@@ -173,48 +173,48 @@ func (s *Source) get(ctx context.Context, path string, dst any) error {
 	return nil
 }
 
-// Copy talks to api-attendee's internal endpoints.
-type Copy struct {
+// Attendee talks to api-attendee's internal endpoints.
+type Attendee struct {
 	Base   string // base URL, e.g. http://localhost:8001
 	Token  string // SYNC_TOKEN
 	Client *http.Client
 }
 
 // Handover applies changes from source to the copy.
-func (c *Copy) Handover(ctx context.Context, source string, changes []changeevent.Change) (changeevent.HandoverResult, error) {
+func (c *Attendee) Handover(ctx context.Context, source string, changes []changeevent.Change) (changeevent.HandoverResult, error) {
 	var out changeevent.HandoverResult
 	err := c.call(ctx, http.MethodPost, changeevent.PathHandover, changeevent.Handover{Source: source, Changes: changes}, &out)
 	return out, err
 }
 
 // Repair makes the copy equal to the source for each repair whose version still holds.
-func (c *Copy) Repair(ctx context.Context, source string, repairs []changeevent.Repair) (changeevent.HandoverResult, error) {
+func (c *Attendee) Repair(ctx context.Context, source string, repairs []changeevent.Repair) (changeevent.HandoverResult, error) {
 	var out changeevent.HandoverResult
 	err := c.call(ctx, http.MethodPost, changeevent.PathRepairs, changeevent.RepairRequest{Source: source, Repairs: repairs}, &out)
 	return out, err
 }
 
-// Copies reads one page of the copy: rows with ids above after, tombstones included.
-func (c *Copy) Copies(ctx context.Context, after int64, limit int) (changeevent.CopyPage, error) {
+// ConferenceVOs reads one page of the copy: rows with ids above after, tombstones included.
+func (c *Attendee) ConferenceVOs(ctx context.Context, after int64, limit int) (changeevent.ConferenceVOPage, error) {
 	q := url.Values{changeevent.ParamAfter: {strconv.FormatInt(after, 10)}, changeevent.ParamLimit: {strconv.Itoa(limit)}}
-	var page changeevent.CopyPage
-	if err := c.call(ctx, http.MethodGet, changeevent.PathCopies+"?"+q.Encode(), nil, &page); err != nil {
-		return changeevent.CopyPage{}, err
+	var page changeevent.ConferenceVOPage
+	if err := c.call(ctx, http.MethodGet, changeevent.PathConferenceVOs+"?"+q.Encode(), nil, &page); err != nil {
+		return changeevent.ConferenceVOPage{}, err
 	}
 	if page.Conferences == nil {
-		return changeevent.CopyPage{}, errors.New("copy page: no conferences list")
+		return changeevent.ConferenceVOPage{}, errors.New("copy page: no conferences list")
 	}
 	return page, nil
 }
 
 // Binding returns the source the copy is bound to ("" for none).
-func (c *Copy) Binding(ctx context.Context) (changeevent.SourceBinding, error) {
+func (c *Attendee) Binding(ctx context.Context) (changeevent.SourceBinding, error) {
 	var out changeevent.SourceBinding
 	err := c.call(ctx, http.MethodGet, changeevent.PathSource, nil, &out)
 	return out, err
 }
 
-func (c *Copy) call(ctx context.Context, method, path string, in, out any) error {
+func (c *Attendee) call(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
 		var err error

@@ -156,38 +156,38 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Copy is an in-memory api-attendee: the version guard, the binding and repairs.
-type Copy struct {
+// Attendee is an in-memory api-attendee: the version guard, the binding and repairs.
+type Attendee struct {
 	mu     sync.Mutex
 	source string
-	rows   map[int64]changeevent.Copy
+	rows   map[int64]changeevent.ConferenceVO
 }
 
-// NewCopy returns an empty copy served by an httptest server closed with t.
-func NewCopy(t *testing.T) (*Copy, string) {
+// NewAttendee returns an empty copy served by an httptest server closed with t.
+func NewAttendee(t *testing.T) (*Attendee, string) {
 	t.Helper()
-	c := &Copy{rows: map[int64]changeevent.Copy{}}
+	c := &Attendee{rows: map[int64]changeevent.ConferenceVO{}}
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
 	return c, srv.URL
 }
 
 // Force stores a row as a fault would, past the guard.
-func (c *Copy) Force(id, version int64, deleted bool) {
+func (c *Attendee) Force(id, version int64, deleted bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.rows[id] = changeevent.Copy{ID: id, Version: version, Deleted: deleted}
+	c.rows[id] = changeevent.ConferenceVO{ID: id, Version: version, Deleted: deleted}
 }
 
 // Bind binds the copy to source.
-func (c *Copy) Bind(source string) {
+func (c *Attendee) Bind(source string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.source = source
 }
 
 // Versions returns every row's version, tombstones negative (a version-0 tombstone is 0).
-func (c *Copy) Versions() map[int64]int64 {
+func (c *Attendee) Versions() map[int64]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[int64]int64{}
@@ -197,16 +197,16 @@ func (c *Copy) Versions() map[int64]int64 {
 	return out
 }
 
-func (c *Copy) apply(ch changeevent.Change) bool {
+func (c *Attendee) apply(ch changeevent.Change) bool {
 	r, ok := c.rows[ch.ConferenceID]
 	if ok && r.Version >= ch.Version {
 		return false
 	}
-	c.rows[ch.ConferenceID] = changeevent.Copy{ID: ch.ConferenceID, Version: ch.Version, Deleted: ch.Type == changeevent.Deleted}
+	c.rows[ch.ConferenceID] = changeevent.ConferenceVO{ID: ch.ConferenceID, Version: ch.Version, Deleted: ch.Type == changeevent.Deleted}
 	return true
 }
 
-func (c *Copy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (c *Attendee) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	bind := func(source string) bool {
@@ -252,7 +252,7 @@ func (c *Copy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Applied++
 		}
 		writeJSON(w, out)
-	case "GET " + changeevent.PathCopies:
+	case "GET " + changeevent.PathConferenceVOs:
 		after, _ := strconv.ParseInt(r.URL.Query().Get(changeevent.ParamAfter), 10, 64)
 		limit, _ := strconv.Atoi(r.URL.Query().Get(changeevent.ParamLimit))
 		var ids []int64
@@ -262,10 +262,10 @@ func (c *Copy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		slices.Sort(ids)
-		page := changeevent.CopyPage{Source: c.source, Conferences: []changeevent.Copy{}}
+		page := changeevent.ConferenceVOPage{Source: c.source, Conferences: []changeevent.ConferenceVO{}}
 		for i, id := range ids {
 			if i == limit {
-				next := fmt.Sprintf("%s?after=%d&limit=%d", changeevent.PathCopies, ids[i-1], limit)
+				next := fmt.Sprintf("%s?after=%d&limit=%d", changeevent.PathConferenceVOs, ids[i-1], limit)
 				page.Next = &next
 				break
 			}

@@ -68,13 +68,13 @@ func Deleted(id, version int64) changeevent.Event {
 }
 
 // MustConference applies a created event of conference id and returns the stored copy.
-func MustConference(tb testing.TB, store *postgres.Store, id int64, maxAttendees int) attendee.Conference {
+func MustConference(tb testing.TB, store *postgres.Store, id int64, maxAttendees int) attendee.ConferenceVO {
 	tb.Helper()
 	ctx := context.Background()
 	if _, err := store.ApplyChanges(ctx, attendee.Batch{Changes: []changeevent.Event{Created(id, 1, fmt.Sprintf("Conference %d", id), maxAttendees)}}); err != nil {
 		tb.Fatalf("apply conference %d: %v", id, err)
 	}
-	c, err := store.GetConference(ctx, id)
+	c, err := store.GetConferenceVO(ctx, id)
 	if err != nil {
 		tb.Fatalf("read conference %d: %v", id, err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"conferencego/syncer/internal/backoff"
+	"conferencego/syncer/backoff"
 )
 
 func TestNextGrowsWithinBoundsAndResets(t *testing.T) {
