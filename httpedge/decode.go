@@ -259,14 +259,17 @@ func (o *Object) Integer(name string) *int64 {
 func parseInteger(r json.RawMessage) (int64, bool) {
 	text := string(bytes.TrimSpace(r))
 	if strings.HasPrefix(text, `"`) {
-		if err := json.Unmarshal(r, &text); err != nil {
+		// A form sends digits. "1e2", "0x10" or "+7" in a string is not what a form sends
+		// and not what the API documents, so only a plain (optionally negative) decimal is read.
+		if err := json.Unmarshal(r, &text); err != nil || !isDecimal(strings.TrimSpace(text)) {
 			return 0, false
 		}
-		text = strings.TrimSpace(text)
+		n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+		return n, err == nil
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
-		// 100.0 and 1e2 are whole numbers too; 1.5 is not.
+		// The JSON numbers 100.0 and 1e2 are whole numbers too; 1.5 is not.
 		f, ferr := strconv.ParseFloat(text, 64)
 		if ferr != nil || f != float64(int64(f)) || f > 1<<53 || f < -(1<<53) {
 			return 0, false
@@ -274,6 +277,20 @@ func parseInteger(r json.RawMessage) (int64, bool) {
 		n = int64(f)
 	}
 	return n, true
+}
+
+// isDecimal reports whether s is an optional minus and one or more ASCII digits.
+func isDecimal(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Count reads a count from 0 to limit into an int.

@@ -109,6 +109,12 @@ func TestDecodeObjectRefusesBadInput(t *testing.T) {
 			{Field: "place", Message: "must be the id of an existing resource (a positive whole number)"},
 			{Field: "starts", Message: "must be a string: an RFC 3339 time or a YYYY-MM-DD date"},
 		}},
+		// A string holds digits, as a form sends them; a JSON number may still be written 1e2.
+		{name: "numbers in strings that are not digits", body: `{"name": "A", "rooms": "1e2", "seats": "0x10", "place": "+7"}`, want: 400, fields: []httpedge.FieldError{
+			{Field: "rooms", Message: "must be a whole number"},
+			{Field: "seats", Message: "must be a whole number"},
+			{Field: "place", Message: "must be the id of an existing resource (a positive whole number)"},
+		}},
 		{name: "bad href and time", body: `{"name": "A", "place": "/api/places/x/", "starts": "tomorrow"}`, want: 400, fields: []httpedge.FieldError{
 			{Field: "place", Message: "must be an id or an href like /api/places/7/"},
 			{Field: "starts", Message: "must be an RFC 3339 time (2027-03-01T09:00:00Z) or a date (2027-03-01)"},
