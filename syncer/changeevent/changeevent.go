@@ -146,7 +146,9 @@ func (e Event) Validate() error {
 }
 
 // Fields returns the entry to XADD, as field-value pairs in a fixed order so that
-// `redis-cli XREAD` shows every entry the same way.
+// `redis-cli XREAD` shows every entry the same way. It validates e because e was built in
+// memory and has crossed no boundary that checked it; a producer that read its event from
+// somewhere already checked (the relay, from the outbox) uses OutboxRow.Entry instead.
 func (e Event) Fields() ([]string, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
@@ -159,13 +161,13 @@ func (e Event) Fields() ([]string, error) {
 		}
 		data = b
 	}
-	return e.FieldsWithData(data), nil
+	return e.fields(data), nil
 }
 
-// FieldsWithData returns the entry of an event that has been validated, with data as the
-// payload's JSON exactly as the producer wrote it (empty for a delete). The relay passes the
-// outbox's bytes through this way instead of decoding and encoding them again.
-func (e Event) FieldsWithData(data []byte) []string {
+// fields returns the entry of an event that has been validated, with data as the payload's
+// JSON exactly as the producer wrote it (empty for a delete). It is unexported so that every
+// way to an entry (Fields, OutboxRow.Entry) validates exactly once.
+func (e Event) fields(data []byte) []string {
 	return []string{
 		FieldEventID, e.ID,
 		FieldType, string(e.Type),
