@@ -5,6 +5,19 @@
 // outbox, the syncer writes them to the Redis stream with Fields, and the attendee service reads
 // them back with Decode. Decode never returns a zero Event: anything it cannot vouch for is an
 // error wrapping ErrMalformed, so a consumer can dead-letter it with the reason.
+//
+// An event is validated once per trust boundary, by the side that receives it, because only
+// the receiver can act on a refusal (dead-letter it, answer 422) and a check by the sender
+// proves nothing to the receiver:
+//
+//   - outbox row to relay: OutboxRow.Entry, which dead-letters what it refuses and then
+//     publishes the entry without a second check;
+//   - stream entry to consumer: Decode;
+//   - HTTP change to api-attendee: Change.Event (the syncer passes the source's changes on as
+//     they came, and converts between shapes with ChangeOf without checking).
+//
+// Fields validates as well, for the one producer that has no boundary in front of it: code
+// that builds an Event in memory and writes it straight to the stream (tests, tools).
 package changeevent
 
 import (
