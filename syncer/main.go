@@ -143,26 +143,14 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 			return nil, nil, nil, err
 		}
 		rlog := log.With("component", "reconcile")
+		vo := reconcile.NewCopy(rlog, rec, guard)
 		rcfg.Reconcile = func(ctx context.Context) error {
-			res, err := rec.Run(ctx)
-			if err != nil {
-				return err
-			}
-			if guard.Clear() {
-				rlog.Warn("api-conference is the copy's source again", "source", res.Source)
-			}
-			rlog.Info("reconciled api-attendee with the source", "source", res.Source, "listed", res.Listed,
-				"conference_vos", res.ConferenceVOs, "handed_over", res.HandedOver, "applied", res.Applied, "looked_up", res.LookedUp,
-				"repaired", res.Repaired, "took", res.Took.Round(time.Millisecond).String())
-			return nil
+			_, err := vo.MatchSource(ctx)
+			return err
 		}
 		rcfg.ReconcileFailed = func(err error) {
-			if mismatch, fresh := guard.Note(err); !mismatch {
+			if !vo.NoteMismatch(err) {
 				rlog.Warn("reconcile failed; retrying", "err", err)
-			} else if fresh {
-				rlog.Error("api-conference is another database than the one api-attendee's copy was made from; "+
-					"reconcile hands nothing over. If the new source is right, accept it with DELETE /internal/source "+
-					"on api-attendee (see the README)", "err", err)
 			}
 		}
 	} else {

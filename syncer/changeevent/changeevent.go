@@ -5,6 +5,19 @@
 // outbox, the syncer writes them to the Redis stream with Fields, and the attendee service reads
 // them back with Decode. Decode never returns a zero Event: anything it cannot vouch for is an
 // error wrapping ErrMalformed, so a consumer can dead-letter it with the reason.
+//
+// An event is validated once per trust boundary, by the side that receives it, because only
+// the receiver can act on a refusal (dead-letter it, answer 422) and a check by the sender
+// proves nothing to the receiver:
+//
+//   - outbox row to relay: OutboxRow.Entry, which dead-letters what it refuses and then
+//     publishes the entry without a second check;
+//   - stream entry to consumer: Decode;
+//   - HTTP change to api-attendee: Change.Event (the syncer passes the source's changes on as
+//     they came, and converts between shapes with ChangeOf without checking).
+//
+// Fields validates as well, for the one producer that has no boundary in front of it: code
+// that builds an Event in memory and writes it straight to the stream (tests, tools).
 package changeevent
 
 import (
@@ -146,7 +159,9 @@ func (e Event) Validate() error {
 }
 
 // Fields returns the entry to XADD, as field-value pairs in a fixed order so that
-// `redis-cli XREAD` shows every entry the same way.
+// `redis-cli XREAD` shows every entry the same way. It validates e because e was built in
+// memory and has crossed no boundary that checked it; a producer that read its event from
+// somewhere already checked (the relay, from the outbox) uses OutboxRow.Entry instead.
 func (e Event) Fields() ([]string, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
@@ -159,13 +174,13 @@ func (e Event) Fields() ([]string, error) {
 		}
 		data = b
 	}
-	return e.FieldsWithData(data), nil
+	return e.fields(data), nil
 }
 
-// FieldsWithData returns the entry of an event that has been validated, with data as the
-// payload's JSON exactly as the producer wrote it (empty for a delete). The relay passes the
-// outbox's bytes through this way instead of decoding and encoding them again.
-func (e Event) FieldsWithData(data []byte) []string {
+// fields returns the entry of an event that has been validated, with data as the payload's
+// JSON exactly as the producer wrote it (empty for a delete). It is unexported so that every
+// way to an entry (Fields, OutboxRow.Entry) validates exactly once.
+func (e Event) fields(data []byte) []string {
 	return []string{
 		FieldEventID, e.ID,
 		FieldType, string(e.Type),

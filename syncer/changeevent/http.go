@@ -52,7 +52,8 @@ type Change struct {
 	Data         json.RawMessage `json:"data"`
 }
 
-// ChangeOf returns e as JSON. A payload that cannot be encoded is an error.
+// ChangeOf returns e as JSON. A payload that cannot be encoded is an error. It does not
+// validate e: the receiver does, with Change.Event (see the package doc).
 func ChangeOf(e Event) (Change, error) {
 	c := Change{EventID: e.ID, Type: e.Type, ConferenceID: e.ConferenceID, Version: e.Version, OccurredAt: e.OccurredAt.UTC()}
 	if e.Data != nil {
@@ -65,7 +66,8 @@ func ChangeOf(e Event) (Change, error) {
 	return c, nil
 }
 
-// Event checks c and returns it as an Event, or an error wrapping ErrMalformed.
+// Event checks c and returns it as an Event, or an error wrapping ErrMalformed. It is the
+// check of a change received over HTTP; what is done with the Event after it needs no other.
 func (c Change) Event() (Event, error) {
 	e := Event{ID: c.EventID, Type: c.Type, ConferenceID: c.ConferenceID, Version: c.Version, OccurredAt: c.OccurredAt.UTC()}
 	if len(c.Data) > 0 && string(c.Data) != "null" {
@@ -206,4 +208,42 @@ func CheckSource(s string) error {
 		}
 	}
 	return nil
+}
+
+// PathList is api-conference's public conference list, the original project's; the syncer's
+// list mode reads it whole.
+const PathList = "/api/conferences/"
+
+// ListedConference is one item of PathList: the payload's fields, then the version and time of
+// the conference's last change, then its location with that location's href. api-conference
+// writes it and the syncer's list mode reads it, so the shape is defined once, here.
+//
+// Location is the list's own and hides Conference.Location, in Go and in JSON (which keeps the
+// keys in the list's order); ListConference and Payload move the location between the two.
+type ListedConference struct {
+	Conference
+	Version  int64          `json:"version"`
+	Updated  time.Time      `json:"updated"`
+	Location ListedLocation `json:"location"`
+}
+
+// ListedLocation is a listed conference's location.
+type ListedLocation struct {
+	Href string `json:"href"`
+	Location
+}
+
+// ListConference returns c as listed at version, last changed at updated, its location
+// served at locationHref.
+func ListConference(c Conference, version int64, updated time.Time, locationHref string) ListedConference {
+	l := ListedConference{Conference: c, Version: version, Updated: updated, Location: ListedLocation{Href: locationHref, Location: c.Location}}
+	l.Conference.Location = Location{}
+	return l
+}
+
+// Payload is the listed conference as the payload of an event.
+func (l ListedConference) Payload() Conference {
+	c := l.Conference
+	c.Location = l.Location.Location
+	return c
 }

@@ -23,6 +23,22 @@ type OutboxRow struct {
 // role may claim rows but cannot update, insert or renumber them.
 const ClaimOutboxSQL = `SELECT id, event_id, conference_id, type, version, payload, occurred_at FROM claim_outbox($1)`
 
+// Entry returns the row as a validated Event and as the stream entry to XADD, whose data is
+// the payload's bytes as api-conference wrote them (the relay does not decode and encode them
+// again). An error wraps ErrMalformed.
+//
+// The outbox is where push mode's events cross from api-conference into the syncer, so this
+// is where the relay validates them, once: a row the contract refuses is dead-lettered here,
+// with its outbox id, instead of poisoning the stream. Entry is therefore the relay's only way
+// to an entry, and the entry needs no second check on the way out.
+func (o OutboxRow) Entry() (Event, []string, error) {
+	e, err := o.Event()
+	if err != nil {
+		return Event{}, nil, err
+	}
+	return e, e.fields(o.Payload), nil
+}
+
 // Event returns the row as a validated Event; an error wraps ErrMalformed.
 func (o OutboxRow) Event() (Event, error) {
 	typ, err := ParseType(o.Type)

@@ -28,18 +28,6 @@ type locationWithPicture struct {
 	PictureURL *string `json:"picture_url"`
 }
 
-type conferenceListItem struct {
-	ID           int64           `json:"id"`
-	Href         string          `json:"href"`
-	Name         string          `json:"name"`
-	Starts       time.Time       `json:"starts"`
-	Ends         time.Time       `json:"ends"`
-	MaxAttendees int             `json:"max_attendees"`
-	Version      int64           `json:"version"`
-	Updated      time.Time       `json:"updated"`
-	Location     locationSummary `json:"location"`
-}
-
 type conferenceDetail struct {
 	ID               int64               `json:"id"`
 	Href             string              `json:"href"`
@@ -117,15 +105,15 @@ func etagMatches(header, etag string) bool {
 // ETag says, so a client never gets a 304 for a list that changed, and a poll that finds
 // nothing new costs one tiny query.
 func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handler {
-	l := httpedge.List[conference.Conference, conferenceListItem]{
-		Name: "conferences", Path: "/api/conferences/", What: "conference", Fetch: store.ListConferences, Log: log,
+	// The item is the contract's: the syncer's list mode reads this list.
+	l := httpedge.List[conference.Conference, changeevent.ListedConference]{
+		Name: "conferences", Path: changeevent.PathList, What: "conference", Fetch: store.ListConferences, Log: log,
 		Key: func(cf conference.Conference) int64 { return cf.ID },
-		Item: func(cf conference.Conference) conferenceListItem {
-			return conferenceListItem{
-				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends,
-				MaxAttendees: cf.MaxAttendees, Version: cf.Version, Updated: cf.Updated,
-				Location: toLocationSummary(cf.Location),
-			}
+		Item: func(cf conference.Conference) changeevent.ListedConference {
+			return changeevent.ListConference(changeevent.Conference{
+				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends, MaxAttendees: cf.MaxAttendees,
+				Location: changeevent.Location{Name: cf.Location.Name, City: cf.Location.City, State: cf.Location.State},
+			}, cf.Version, cf.Updated, locationHref(cf.Location.ID))
 		},
 	}
 	return func(c *fiber.Ctx) error {

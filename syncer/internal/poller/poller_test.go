@@ -146,12 +146,12 @@ func (l listSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.src.ServeHTTP(w, r)
 		return
 	}
-	page := listPage{Conferences: []listItem{}}
+	page := listPage{Conferences: []changeevent.ListedConference{}}
 	if !*l.empty {
 		for id, v := range l.src.Versions() {
 			if v > 0 {
-				page.Conferences = append(page.Conferences, listItem{ID: id, Name: "C", Version: v,
-					Starts: time.Unix(0, 0).UTC(), Ends: time.Unix(3600, 0).UTC(), Updated: time.Now().UTC()})
+				c := changeevent.Conference{ID: id, Name: "C", Starts: time.Unix(0, 0).UTC(), Ends: time.Unix(3600, 0).UTC()}
+				page.Conferences = append(page.Conferences, changeevent.ListConference(c, v, time.Now().UTC(), ""))
 			}
 		}
 	}

@@ -480,22 +480,22 @@ func TestTrimmedUnreadEntriesTriggerReconcile(t *testing.T) {
 	add(500)
 	read("behind")
 	read("keeping-up")
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("both groups read everything: loss=%+v err=%v", l, err)
 	}
 	// Both groups fall behind, but only "keeping-up" catches up before the cap bites.
 	add(900)
 	read("keeping-up")
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("nothing unread was trimmed yet: loss=%+v err=%v", l, err)
 	}
 	add(3000)
 	read("keeping-up")
-	if l, err := r.findLoss(ctx); err != nil || l.cause != lossTrimmed {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != lossTrimmed {
 		t.Fatalf("group behind lost entries to trimming, but loss=%+v err=%v", l, err)
 	}
 	read("behind")
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("after it caught up: loss=%+v err=%v", l, err)
 	}
 }
@@ -521,7 +521,7 @@ func TestStreamBehindThePublishedPositionIsALoss(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	r := b.relay(t, Config{BatchSize: 2})
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("nothing published yet: loss=%+v err=%v", l, err)
 	}
 	for v := int64(1); v <= 5; v++ {
@@ -539,7 +539,7 @@ func TestStreamBehindThePublishedPositionIsALoss(t *testing.T) {
 	if pos.String() != info.LastGeneratedID {
 		t.Fatalf("recorded %s, the stream's newest entry is %s", pos, info.LastGeneratedID)
 	}
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("the stream holds everything: loss=%+v err=%v", l, err)
 	}
 
@@ -552,7 +552,7 @@ func TestStreamBehindThePublishedPositionIsALoss(t *testing.T) {
 	if err := b.rdb.Del(ctx, b.stream).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := r.findLoss(ctx); err != nil || l.cause != lossBehind {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != lossBehind {
 		t.Fatalf("the stream is gone: loss=%+v err=%v", l, err)
 	}
 	for _, e := range entries[:3] {
@@ -560,7 +560,7 @@ func TestStreamBehindThePublishedPositionIsALoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := r.findLoss(ctx)
+	l, err := r.heal.findLoss(ctx)
 	if err != nil || l.cause != lossBehind {
 		t.Fatalf("the stream ends at %s, before %s: loss=%+v err=%v", entries[2].ID, pos, l, err)
 	}
@@ -570,7 +570,7 @@ func TestStreamBehindThePublishedPositionIsALoss(t *testing.T) {
 	// Once the relay publishes past the position again, the stream agrees with the record.
 	commitEvent(t, b.pool, 1, 6, changeevent.Updated)
 	publishAll(t, r)
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("after publishing again: loss=%+v err=%v", l, err)
 	}
 }
@@ -601,7 +601,7 @@ func TestTruncatedStreamIsALoss(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+			if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 				t.Fatalf("before the truncation: loss=%+v err=%v", l, err)
 			}
 			// go-redis reads MaxLen 0 as "no cap", so the command is spelt out.
@@ -611,7 +611,7 @@ func TestTruncatedStreamIsALoss(t *testing.T) {
 			if n := b.rdb.XLen(ctx, b.stream).Val(); n != 0 {
 				t.Fatalf("XADD MAXLEN 0 left %d entries", n)
 			}
-			if l, err := r.findLoss(ctx); err != nil || l.cause != tc.want {
+			if l, err := r.heal.findLoss(ctx); err != nil || l.cause != tc.want {
 				t.Fatalf("after the truncation: loss=%+v err=%v; want %s", l, err, tc.want)
 			}
 		})
@@ -633,7 +633,7 @@ func TestGroupAheadOfTheStreamIsALoss(t *testing.T) {
 	if err := b.rdb.XGroupSetID(ctx, b.stream, "attendee", "99999999999999-0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := r.findLoss(ctx); err != nil || l.cause != lossGroupAhead {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != lossGroupAhead {
 		t.Fatalf("loss=%+v err=%v; want %s", l, err, lossGroupAhead)
 	}
 }

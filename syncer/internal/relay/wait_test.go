@@ -141,13 +141,13 @@ func TestRelayOnACluster(t *testing.T) {
 	if n := rdb.XLen(ctx, stream).Val(); n != 3 {
 		t.Fatalf("the stream holds %d entries, want 3", n)
 	}
-	if l, err := r.findLoss(ctx); err != nil || l.cause != "" {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != "" {
 		t.Fatalf("nothing lost: loss=%+v err=%v", l, err)
 	}
 	if err := rdb.Do(ctx, "XADD", stream, "MAXLEN", "0", "*", "x", "y").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := r.findLoss(ctx); err != nil || l.cause != lossTrimmed {
+	if l, err := r.heal.findLoss(ctx); err != nil || l.cause != lossTrimmed {
 		t.Fatalf("after XADD MAXLEN 0: loss=%+v err=%v; want %s", l, err, lossTrimmed)
 	}
 }
