@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"conferencego/bench/stack"
 	"conferencego/syncer/redisconn"
 	"conferencego/syncer/redisconn/redistest"
 )
@@ -79,9 +80,9 @@ func setup(t *testing.T, mode string, opts options) *system {
 	s := &system{
 		t: t, mode: mode, opts: opts,
 		dbURL:  newDatabase(t),
-		stream: "e2e." + randomHex(6) + ".changes",
-		group:  "e2e-" + randomHex(6),
-		token:  randomHex(16),
+		stream: "e2e." + stack.RandomHex(6) + ".changes",
+		group:  "e2e-" + stack.RandomHex(6),
+		token:  stack.RandomHex(16),
 	}
 	switch {
 	case mode == push && opts.sentinel:

@@ -3,10 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,13 +15,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"conferencego/bench/stack"
 )
 
-// The binaries under test, named as their directories in the workspace.
+// The binaries under test.
 const (
-	binConference = "api-conference"
-	binAttendee   = "api-attendee"
-	binSyncer     = "syncer"
+	binConference = stack.Conference
+	binAttendee   = stack.Attendee
+	binSyncer     = stack.Syncer
 )
 
 // binDir holds the binaries built for this test binary; TestMain creates and removes it.
@@ -55,22 +55,11 @@ func binary(t *testing.T, name string) string {
 	t.Helper()
 	b := builds[name]
 	b.once.Do(func() {
-		root, err := workspaceRoot()
-		if err != nil {
-			b.err = err
-			return
-		}
-		out := filepath.Join(binDir, name)
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./"+name)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		start := time.Now()
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build ./%s: %v\n%s", name, err, msg)
-			return
+		b.path, b.err = stack.Build(context.Background(), binDir, name)
+		if b.err == nil {
+			logf("built %s in %s", name, time.Since(start).Round(time.Millisecond))
 		}
-		b.path = out
-		logf("built %s in %s", name, time.Since(start).Round(time.Millisecond))
 	})
 	if b.err != nil {
 		t.Fatal(b.err)
@@ -85,33 +74,14 @@ func logf(format string, args ...any) {
 	}
 }
 
-// workspaceRoot walks up from the working directory to the directory holding go.work.
-func workspaceRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory: run the tests inside the workspace")
-		}
-		dir = parent
-	}
-}
-
 // freeAddr returns a loopback address with a port nobody listens on right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := stack.FreeAddr()
 	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // proc is one of the services, started from its binary with an environment of its own, on a
@@ -125,10 +95,10 @@ type proc struct {
 	log  string // log file, appended to by every start
 
 	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
-	expected bool  // the current process is being stopped or killed by the test
-	exitErr  error // set when the process ended without the test asking
+	cur      *stack.Process // nil while stopped
+	done     chan struct{}  // closed once cur's exit is accounted for
+	expected bool           // the current process is being stopped or killed by the test
+	exitErr  error          // set when the process ended without the test asking
 	starts   int
 }
 
@@ -153,10 +123,6 @@ func startProc(t *testing.T, name, bin string, env map[string]string) *proc {
 		if err == nil {
 			return p
 		}
-		p.Kill()
-		p.mu.Lock()
-		p.exitErr = nil // that start does not count
-		p.mu.Unlock()
 		if attempt == 3 {
 			t.Fatalf("%v\n%s log:\n%s", err, p.name, tailFile(p.log, 40))
 		}
@@ -175,70 +141,61 @@ func (p *proc) Start() {
 	}
 }
 
+// start starts the process and watches for an exit the test did not ask for. A start that
+// fails leaves nothing running (stack.Start kills what did not become healthy).
 func (p *proc) start() error {
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p.mu.Lock()
+	p.starts++
+	header := fmt.Sprintf("--- e2e: start #%d of %s on %s at %s\n", p.starts, p.name, p.Addr, time.Now().Format(time.RFC3339Nano))
+	spec := stack.Spec{Name: p.name, Bin: p.bin, Env: slices.Clip(p.env), Addr: p.Addr, Log: p.log}
+	p.mu.Unlock()
+	if err := appendFile(p.log, header); err != nil {
+		return err
+	}
+	sp, err := stack.Start(context.Background(), spec)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.starts++
-	fmt.Fprintf(f, "--- e2e: start #%d of %s on %s at %s\n", p.starts, p.name, p.Addr, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.bin)
-	cmd.Env = append(slices.Clip(p.env), "HTTP_ADDR="+p.Addr)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		p.mu.Unlock()
-		f.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
 	done := make(chan struct{})
-	p.cmd, p.done, p.expected = cmd, done, false
+	p.mu.Lock()
+	p.cur, p.done, p.expected = sp, done, false
 	p.mu.Unlock()
 	go func() {
-		err := cmd.Wait()
-		f.Close()
+		<-sp.Done()
 		p.mu.Lock()
-		if !p.expected && p.cmd == cmd {
-			p.exitErr = fmt.Errorf("%s exited on its own: %v", p.name, err)
+		if !p.expected && p.cur == sp {
+			p.exitErr = fmt.Errorf("%s exited on its own: %v", p.name, sp.ExitErr())
 		}
 		p.mu.Unlock()
 		close(done)
 	}()
-	return p.waitHealthy(done, 30*time.Second)
+	return nil
 }
 
-func (p *proc) waitHealthy(done <-chan struct{}, within time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(within)
-	for {
-		select {
-		case <-done:
-			return fmt.Errorf("%s exited before it was healthy", p.name)
-		default:
-		}
-		resp, err := client.Get(p.URL() + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy within %s: %v", p.name, within, err)
-		}
-		select { // poll against the deadline; the process gives no other signal
-		case <-done:
-		case <-time.After(20 * time.Millisecond):
-		}
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Kill ends the process with SIGKILL (kill -9) and waits until it is gone.
-func (p *proc) Kill() { p.signal(syscall.SIGKILL, 0) }
+func (p *proc) Kill() { p.end(func(sp *stack.Process) { sp.Kill() }) }
 
 // Stop ends the process with SIGTERM, and SIGKILL if it is still there after 15 s.
-func (p *proc) Stop() { p.signal(syscall.SIGTERM, 15*time.Second) }
+func (p *proc) Stop() {
+	const grace = 15 * time.Second
+	p.end(func(sp *stack.Process) {
+		if sp.Stop(grace) {
+			p.t.Errorf("%s did not stop within %s of SIGTERM; killing it", p.name, grace)
+		}
+	})
+}
 
 // Freeze stops the process with SIGSTOP: it holds its connections but does nothing.
 func (p *proc) Freeze() { p.send(syscall.SIGSTOP) }
@@ -250,11 +207,11 @@ func (p *proc) send(sig syscall.Signal) {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.cur == nil {
 		p.t.Fatalf("%s is not running", p.name)
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("%s %s: %v", sig, p.name, err)
+	if err := p.cur.Signal(sig); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
@@ -265,34 +222,26 @@ func (p *proc) Restart() {
 	p.Start()
 }
 
-func (p *proc) signal(sig syscall.Signal, grace time.Duration) {
+// end marks the current process's exit as asked for, ends it with stop and waits until its
+// exit is accounted for.
+func (p *proc) end(stop func(*stack.Process)) {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	if cmd == nil {
+	sp, done := p.cur, p.done
+	if sp == nil {
 		p.mu.Unlock()
 		return
 	}
 	p.expected = true
 	p.mu.Unlock()
-	_ = cmd.Process.Signal(sig)
-	if sig != syscall.SIGKILL {
-		_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen process must run to handle SIGTERM
-		select {
-		case <-done:
-		case <-time.After(grace):
-			p.t.Errorf("%s did not stop within %s of %s; killing it", p.name, grace, sig)
-			_ = cmd.Process.Kill()
-		}
-	}
+	stop(sp)
 	<-done
 	p.mu.Lock()
-	if p.cmd == cmd {
-		p.cmd = nil
+	if p.cur == sp {
+		p.cur = nil
 	}
 	p.mu.Unlock()
 }
 
-// Err reports whether the process ended without the test asking.
 // SetEnv changes one variable of the process's environment for its next start.
 func (p *proc) SetEnv(key, value string) {
 	p.mu.Lock()
@@ -304,8 +253,12 @@ func (p *proc) SetEnv(key, value string) {
 // PeakRSS is the process's peak resident set size so far (VmHWM), in bytes.
 func (p *proc) PeakRSS() (int64, error) {
 	p.mu.Lock()
-	pid := p.cmd.Process.Pid
+	sp := p.cur
 	p.mu.Unlock()
+	if sp == nil {
+		return 0, fmt.Errorf("%s is not running", p.name)
+	}
+	pid := sp.Pid()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -319,6 +272,7 @@ func (p *proc) PeakRSS() (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
+// Err reports whether the process ended without the test asking.
 func (p *proc) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,8 +1,10 @@
 // Package e2e holds the end-to-end tests of the whole system. They build the three real
-// binaries (api-conference, api-attendee, syncer) once per test binary, start them against a
-// Postgres database and a redis-server of each test's own, with stream and group names of its
-// own, write through api-conference's public HTTP API only, break things, and check DESIGN
-// section 6: the ConferenceVO table converges to the projection of the conference table.
+// binaries (api-conference, api-attendee, syncer) once per test binary, start them through
+// conferencego/bench/stack against a Postgres database and a redis-server of each test's own,
+// with stream and group names of its own, write through api-conference's public HTTP API only,
+// break things, and check what the system promises: api-attendee's copy of the conferences,
+// the ConferenceVO table, converges to the projection of the conference table (below), however
+// the processes, Redis or the database fail in between.
 //
 // In both modes (e2e_test.go): creates, updates and deletes propagate (the time taken is logged,
 // never asserted); kill -9 of the syncer, and of api-attendee, at random moments of a burst of
@@ -11,8 +13,12 @@
 // unread events in the stream; Redis down for ten seconds while writes go on; outbox rows
 // committed in reverse id order; two relays and two consumers; poison entries dead-lettered;
 // a consumer down while the stream trims entries it never read; the relay's LISTEN connection
-// terminated. Pull only (pull_test.go): api-conference down for ten seconds; a list of more than
-// one page.
+// terminated; Redis back with only part of what it accepted (redisloss_test.go). Pull only
+// (pull_test.go): api-conference down for ten seconds; a list of more than one page. What the
+// syncer trusts (facts_test.go): api-conference restarted on a wrong database, spoilt state
+// listings, a forged version, a conference deleted and made again under its id, commits out of
+// order and rollbacks, and many conferences inserted by SQL (TestManyConferences; E2E_SCALE
+// sets how many, for go tool task test:scale and bench:scale).
 //
 // # The projection
 //

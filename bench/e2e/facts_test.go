@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"conferencego/bench/stack"
 	"conferencego/syncer/changeevent"
 )
 
@@ -255,7 +256,7 @@ func TestForgedVersionIsRepaired(t *testing.T) {
 			ids := createMany(t, s, w, 10)
 			s.AwaitProjection(w.Created(), tombstoneRequired)
 			victim := ids[3]
-			forged := changeevent.Event{ID: "forged-" + randomHex(4), Type: changeevent.Deleted, ConferenceID: victim,
+			forged := changeevent.Event{ID: "forged-" + stack.RandomHex(4), Type: changeevent.Deleted, ConferenceID: victim,
 				Version: 1 << 62, OccurredAt: time.Now().UTC()}
 			forge(t, s, forged)
 			awaitCondition(t, convergeWithin, "the forged delete is applied", func() bool {

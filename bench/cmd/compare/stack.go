@@ -2,29 +2,22 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"conferencego/bench/stack"
 )
 
-// stack is one mode's three processes on a fresh database and fresh stream names.
-type stack struct {
-	dbName, dbURL    string
+// services is one mode's three processes on a fresh database and fresh stream names.
+type services struct {
+	db               *stack.Database
 	pool             *pgxpool.Pool
-	conference       *proc
-	attendee, syncer *proc
+	conference       *stack.Process
+	attendee, syncer *stack.Process
 	stream           string
 	cleanup          []func()
 
@@ -32,66 +25,29 @@ type stack struct {
 	common, syncerEnv    []string
 }
 
-type proc struct {
-	name     string
-	cmd      *exec.Cmd
-	url      string
-	done     chan error
-	stopOnce sync.Once
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // startStack creates the database, starts the three binaries of binDir in mode (push, or pull
 // with the given interval) and waits until each answers /healthz.
-func startStack(ctx context.Context, o options, m mode, logDir string) (*stack, error) {
-	s := &stack{stream: "compare." + randomHex(4) + ".changes"}
-	admin, err := pgx.Connect(ctx, o.adminURL)
+func startStack(ctx context.Context, o options, m mode, logDir string) (*services, error) {
+	s := &services{stream: "compare." + stack.RandomHex(4) + ".changes"}
+	db, err := stack.CreateDatabase(ctx, o.adminURL, "compare_")
 	if err != nil {
 		return nil, fmt.Errorf("-admin-url: %w", err)
 	}
-	defer admin.Close(ctx)
-	s.dbName = "compare_" + randomHex(6)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+s.dbName); err != nil {
-		return nil, fmt.Errorf("create database: %w", err)
-	}
-	s.cleanup = append(s.cleanup, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, o.adminURL); err == nil {
-			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.dbName+" WITH (FORCE)")
-			conn.Close(ctx)
-		}
-	})
-	u, _ := url.Parse(o.adminURL)
-	u.Path = "/" + s.dbName
-	s.dbURL = u.String()
-	if s.pool, err = pgxpool.New(ctx, s.dbURL); err != nil {
+	s.db = db
+	s.cleanup = append(s.cleanup, func() { _ = db.Drop() })
+	if s.pool, err = pgxpool.New(ctx, db.URL); err != nil {
 		s.stop()
 		return nil, err
 	}
 
 	s.binDir, s.logDir, s.mode = o.binDir, logDir, m.name()
-	s.common = []string{"DATABASE_URL=" + s.dbURL, "REDIS_URL=" + o.redisURL, "SYNC_STREAM=" + s.stream,
-		"SYNC_GROUP=attendee", "SYNC_TOKEN=" + randomHex(16), "LOG_FORMAT=json", "LOG_LEVEL=info"}
-	if s.conference, err = s.launch(ctx, "api-conference"); err != nil {
+	s.common = []string{"DATABASE_URL=" + db.URL, "REDIS_URL=" + o.redisURL, "SYNC_STREAM=" + s.stream,
+		"SYNC_GROUP=attendee", "SYNC_TOKEN=" + stack.RandomHex(16), "LOG_FORMAT=json", "LOG_LEVEL=info"}
+	if s.conference, err = s.launch(ctx, stack.Conference); err != nil {
 		s.stop()
 		return nil, err
 	}
-	if s.attendee, err = s.launch(ctx, "api-attendee", "SYNC_MODE="+m.kind); err != nil {
+	if s.attendee, err = s.launch(ctx, stack.Attendee, "SYNC_MODE="+m.kind); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -99,14 +55,14 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*stack, 
 		s.stop()
 		return nil, err
 	}
-	s.syncerEnv = []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.url, "ATTENDEE_URL=" + s.attendee.url}
+	s.syncerEnv = []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.URL(), "ATTENDEE_URL=" + s.attendee.URL()}
 	if m.kind == "pull" {
 		s.syncerEnv = append(s.syncerEnv, "SYNC_POLL_INTERVAL="+m.interval.String())
 		if m.list {
 			s.syncerEnv = append(s.syncerEnv, "SYNC_PULL=list")
 		}
 	}
-	if s.syncer, err = s.launch(ctx, "syncer", s.syncerEnv...); err != nil {
+	if s.syncer, err = s.launch(ctx, stack.Syncer, s.syncerEnv...); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -115,66 +71,25 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*stack, 
 
 // launch starts binary name on a free port with the stack's settings and env, logging to a
 // file (appended to, so a restarted process keeps its earlier log), and waits until it answers.
-func (s *stack) launch(ctx context.Context, name string, env ...string) (*proc, error) {
-	addr, err := freeAddr()
+func (s *services) launch(ctx context.Context, name string, env ...string) (*stack.Process, error) {
+	addr, err := stack.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(filepath.Join(s.logDir, s.mode+"-"+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(filepath.Join(s.binDir, name))
-	cmd.Env = append(append(os.Environ(), s.common...), append(env, "HTTP_ADDR="+addr)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); logf.Close() }()
-	s.cleanup = append(s.cleanup, p.stop)
-	return p, waitHealthy(ctx, p)
-}
-
-func waitHealthy(ctx context.Context, p *proc) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-p.done:
-			return fmt.Errorf("%s exited at start: %v (see its log)", p.name, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer /healthz within 30s", p.name)
-		}
-	}
-}
-
-// stop ends the process with SIGTERM (SIGKILL after 15 s); calling it again does nothing.
-func (p *proc) stop() {
-	p.stopOnce.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+	p, err := stack.Start(ctx, stack.Spec{
+		Name: name, Bin: filepath.Join(s.binDir, name), Addr: addr,
+		Env: append(append(os.Environ(), s.common...), env...),
+		Log: filepath.Join(s.logDir, s.mode+"-"+name+".log"),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (see its log)", err)
+	}
+	s.cleanup = append(s.cleanup, func() { p.Stop(15 * time.Second) })
+	return p, nil
 }
 
 // stop ends the processes and drops the database, in reverse order of creation.
-func (s *stack) stop() {
+func (s *services) stop() {
 	if s.pool != nil {
 		s.pool.Close()
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/xml"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"conferencego/bench/stack"
 )
 
 func unavailable(t *testing.T, format string, args ...any) {
@@ -28,20 +29,10 @@ func unavailable(t *testing.T, format string, args ...any) {
 // buildBinaries builds the three services as `task build` does.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
-		t.Fatalf("workspace root not found at %s: %v", root, err)
-	}
 	dir := t.TempDir()
-	for _, name := range []string{"api-conference", "api-attendee", "syncer"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, name), "./"+name)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
+	for _, name := range stack.Services {
+		if _, err := stack.Build(context.Background(), dir, name); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return dir

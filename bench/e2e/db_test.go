@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"conferencego/bench/stack"
 )
 
 // adminURL is the Postgres server where tests create their databases.
@@ -39,25 +39,21 @@ func connectAdmin(t *testing.T) *pgx.Conn {
 // connection still open to it, when t ends.
 func newDatabase(t *testing.T) string {
 	t.Helper()
-	conn := connectAdmin(t)
-	defer conn.Close(context.Background())
-	name := "t_" + randomHex(8)
-	if _, err := conn.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := stack.CreateDatabase(ctx, adminURL(), "t_")
+	if errors.Is(err, stack.ErrUnreachable) {
+		unavailable(t, fmt.Sprintf("%v (set TEST_DATABASE_URL)", err))
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		conn := connectAdmin(t)
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+		if err := db.Drop(); err != nil {
+			t.Error(err)
 		}
 	})
-	u, err := url.Parse(adminURL())
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return db.URL
 }
 
 // connect opens a connection to the database at dsn, closed when t ends.
@@ -71,12 +67,6 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // conf is what the VO table must know of a conference.

@@ -11,16 +11,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"conferencego/bench/stack"
 )
 
 type options struct {
@@ -66,17 +61,30 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	dbURL, drop, err := scratchDatabase(ctx, o.adminURL)
+	db, err := stack.CreateDatabase(ctx, o.adminURL, "conferencego_bench_")
 	if err != nil {
-		return err
+		return fmt.Errorf("-admin-url: %w", err)
 	}
-	defer drop()
+	defer func() {
+		if err := db.Drop(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+		}
+	}()
+	dbURL := db.URL
 
-	base, stopServer, err := startServer(ctx, o.server, dbURL)
+	addr, err := stack.FreeAddr()
 	if err != nil {
 		return err
 	}
-	defer stopServer()
+	server, err := stack.Start(ctx, stack.Spec{
+		Name: o.server, Bin: o.server, Addr: addr, Output: os.Stderr, HealthTimeout: 20 * time.Second,
+		Env: append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_LEVEL=warn", "LOG_FORMAT=text"),
+	})
+	if err != nil {
+		return fmt.Errorf("-server: %w", err)
+	}
+	defer server.Stop(15 * time.Second)
+	base := server.URL()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
 	ids, err := seed(ctx, client, base, o.seed)
@@ -231,84 +239,6 @@ func seed(ctx context.Context, c *http.Client, base string, n int) ([]int64, err
 		ids = append(ids, id)
 	}
 	return ids, nil
-}
-
-func scratchDatabase(ctx context.Context, adminURL string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("-admin-url: %w", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "conferencego_bench_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, fmt.Errorf("create scratch database: %w", err)
-	}
-	u, _ := url.Parse(adminURL)
-	u.Path = "/" + name
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: drop scratch database:", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: drop scratch database:", err)
-		}
-	}
-	return u.String(), drop, nil
-}
-
-func startServer(ctx context.Context, bin, dbURL string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "DATABASE_URL="+dbURL, "LOG_LEVEL=warn", "LOG_FORMAT=text")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("-server: start %s: %w", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	base := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base, stop, nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return "", nil, fmt.Errorf("%s exited before it served: %v", bin, err)
-		case <-ctx.Done():
-			stop()
-			return "", nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, errors.New("server did not answer /healthz within 20s")
-		}
-	}
 }
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)

@@ -184,7 +184,7 @@ func runMode(ctx context.Context, o options, m mode, ops []op, logDir string, pr
 	if r.pgCommit, r.redisRTT, err = floors(ctx, s.pool, o.redisURL, 300); err != nil {
 		return r, fmt.Errorf("measure floors: %w", err)
 	}
-	w := newWriter(s.conference.url, o.workers)
+	w := newWriter(s.conference.URL(), o.workers)
 	if err := w.createLocation(ctx); err != nil {
 		return r, err
 	}
@@ -200,7 +200,7 @@ func runMode(ctx context.Context, o options, m mode, ops []op, logDir string, pr
 		return r, err
 	}
 
-	before, err := scrapeLoad(ctx, s.conference.url, s.pool)
+	before, err := scrapeLoad(ctx, s.conference.URL(), s.pool)
 	if err != nil {
 		return r, err
 	}
@@ -227,7 +227,7 @@ func runMode(ctx context.Context, o options, m mode, ops []op, logDir string, pr
 	if err := sleep(ctx, o.settle); err != nil {
 		return r, err
 	}
-	idleStart, err := scrapeLoad(ctx, s.conference.url, s.pool)
+	idleStart, err := scrapeLoad(ctx, s.conference.URL(), s.pool)
 	if err != nil {
 		return r, err
 	}
@@ -235,7 +235,7 @@ func runMode(ctx context.Context, o options, m mode, ops []op, logDir string, pr
 	if err := sleep(ctx, o.idle); err != nil {
 		return r, err
 	}
-	idleEnd, err := scrapeLoad(ctx, s.conference.url, s.pool)
+	idleEnd, err := scrapeLoad(ctx, s.conference.URL(), s.pool)
 	if err != nil {
 		return r, err
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"conferencego/bench/stack"
 )
 
 // step is one open-loop push run at a fixed rate.
@@ -29,7 +31,7 @@ func capacity(ctx context.Context, o options, out, progress io.Writer, logDir st
 		return err
 	}
 	defer s.stop()
-	w := newWriter(s.conference.url, o.workers)
+	w := newWriter(s.conference.URL(), o.workers)
 	if err := w.createLocation(ctx); err != nil {
 		return err
 	}
@@ -43,9 +45,9 @@ func capacity(ctx context.Context, o options, out, progress io.Writer, logDir st
 	}
 
 	// api-conference alone: stop the syncer, release every write at once, o.workers at a time.
-	s.syncer.stop()
+	s.syncer.Stop(15 * time.Second)
 	fmt.Fprintf(progress, "[capacity] api-conference alone, %d writers, closed loop, %s\n", o.workers, o.duration)
-	alone := newWriter(s.conference.url, o.workers)
+	alone := newWriter(s.conference.URL(), o.workers)
 	alone.location = w.location
 	alone.ids = w.ids
 	ops := closedLoopPlan(o)
@@ -62,7 +64,7 @@ func capacity(ctx context.Context, o options, out, progress io.Writer, logDir st
 	}
 
 	// Bring the copy level again with a fresh syncer, then step the push rate up.
-	if s.syncer, err = s.launch(ctx, "syncer", s.syncerEnv...); err != nil {
+	if s.syncer, err = s.launch(ctx, stack.Syncer, s.syncerEnv...); err != nil {
 		return err
 	}
 	if _, err := awaitConverged(ctx, s.pool, o.drain); err != nil {
@@ -117,7 +119,7 @@ func closedLoopPlan(o options) []op {
 }
 
 // pushStep writes updates at rate for o.duration and measures whether the copy keeps up.
-func pushStep(ctx context.Context, o options, s *stack, w *writer, rate float64, next *int, progress io.Writer) (step, error) {
+func pushStep(ctx context.Context, o options, s *services, w *writer, rate float64, next *int, progress io.Writer) (step, error) {
 	st := step{rate: rate}
 	if err := resetMeasurements(ctx, s.pool); err != nil {
 		return st, err
