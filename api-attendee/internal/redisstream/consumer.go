@@ -25,7 +25,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"conferencego/api-attendee/internal/attendee"
-	"conferencego/syncer/changeevent"
 	"conferencego/syncer/redisconn"
 )
 
@@ -383,7 +382,7 @@ type deadLetter struct {
 // for another reason stay pending; the next rounds re-read them with backoff.
 func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries map[string]int64) error {
 	var (
-		events []changeevent.Event
+		events []attendee.Change
 		ids    []string
 		dead   []deadLetter
 	)
@@ -393,10 +392,8 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries
 			dead = append(dead, deadLetter{m, fmt.Sprintf("not applied after %d deliveries", n-1), n})
 			continue
 		}
-		e, err := changeevent.Decode(m.Values)
-		if err == nil {
-			err = attendee.CheckChange(e)
-		}
+		// The stream's trust boundary: the entry is decoded and checked here, once.
+		e, err := attendee.DecodeChange(m.Values)
 		if err != nil {
 			dead = append(dead, deadLetter{m, err.Error(), n})
 			continue
@@ -441,7 +438,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries
 		default:
 			// One bad entry must not hold back the others: apply them one by one.
 			for i, e := range events {
-				res, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: []changeevent.Event{e}})
+				res, err := c.store.ApplyChanges(ctx, attendee.Batch{Changes: []attendee.Change{e}})
 				settle(i, err)
 				observe(res)
 			}
