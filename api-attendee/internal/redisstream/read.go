@@ -70,16 +70,11 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]in
 	if next == "0-0" {
 		c.lastClaim = time.Now()
 	}
-	if len(msgs) == 0 {
-		return nil, nil, nil
-	}
-	deliveries, err := c.deliveryCounts(ctx, msgs)
+	deliveries, err := c.redelivered(ctx, msgs, "reclaimed idle entries")
 	if err != nil {
 		return nil, nil, err
 	}
-	c.m.read.Add(float64(len(msgs)))
 	c.m.reclaimed.Add(float64(len(msgs)))
-	c.log.InfoContext(ctx, "reclaimed idle entries", "entries", len(msgs))
 	return msgs, deliveries, nil
 }
 
@@ -96,16 +91,26 @@ func (c *Consumer) readOwnPending(ctx context.Context) ([]redis.XMessage, map[st
 		return nil, nil, err
 	}
 	msgs := messagesOf(streams)
-	if len(msgs) == 0 {
-		return nil, nil, nil
-	}
-	deliveries, err := c.deliveryCounts(ctx, msgs)
+	deliveries, err := c.redelivered(ctx, msgs, "retrying entries whose apply failed")
 	if err != nil {
 		return nil, nil, err
 	}
-	c.m.read.Add(float64(len(msgs)))
-	c.log.InfoContext(ctx, "retrying entries whose apply failed", "entries", len(msgs))
 	return msgs, deliveries, nil
+}
+
+// redelivered counts msgs, entries delivered again, as read, logs them with what, and
+// returns how often each has been delivered.
+func (c *Consumer) redelivered(ctx context.Context, msgs []redis.XMessage, what string) (map[string]int64, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	deliveries, err := c.deliveryCounts(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	c.m.read.Add(float64(len(msgs)))
+	c.log.InfoContext(ctx, what, "entries", len(msgs))
+	return deliveries, nil
 }
 
 // deliveryCounts reads how often each entry has been delivered. XAUTOCLAIM and XREADGROUP do
