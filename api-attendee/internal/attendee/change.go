@@ -28,7 +28,7 @@ const (
 // Changes has been checked, and the compiler shows it: Normalize and the store do not check
 // again. The contract's rules (changeevent's Validate) run once per change too: Decode and
 // changeevent.Change.Event already apply them, so the edge constructors add only the limits of
-// the copy (checkLimits).
+// the copy (checkLimits). The zero Change is no change at all: only a mistake makes one.
 type Change struct {
 	event changeevent.Event
 }
