@@ -113,7 +113,9 @@ type Event struct {
 // maxEventIDLen bounds event ids so that a hostile entry cannot make a consumer store megabytes.
 const maxEventIDLen = 128
 
-// Validate reports whether e is an event a consumer can apply.
+// Validate reports whether e is an event a consumer can apply: the contract's rules, every
+// problem at once. Decode, Change.Event and OutboxRow.Event end with it, so the events they
+// return are valid; an Event built in code is checked by calling it (Fields does).
 func (e Event) Validate() error {
 	var problems []string
 	if e.ID == "" {
@@ -220,7 +222,9 @@ func ParseData(b []byte) (*Conference, error) {
 }
 
 // Decode turns the values of a stream entry (as go-redis returns them) into an Event, or an
-// error wrapping ErrMalformed that says what is wrong.
+// error wrapping ErrMalformed that says what is wrong. It is the stream's check of the
+// contract: it parses each field, then runs Validate once, so an Event it returns needs no
+// second Validate.
 func Decode(values map[string]any) (Event, error) {
 	str := func(name string) (string, error) {
 		v, ok := values[name]
@@ -254,9 +258,7 @@ func Decode(values map[string]any) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if e.Type, err = ParseType(typ); err != nil {
-		return Event{}, err
-	}
+	e.Type = Type(typ) // Validate, below, refuses an unknown type
 	if e.ConferenceID, err = num(FieldConferenceID); err != nil {
 		return Event{}, err
 	}

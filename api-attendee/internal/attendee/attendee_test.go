@@ -41,39 +41,43 @@ func keys(es []changeevent.Event) []key {
 func TestNormalize(t *testing.T) {
 	t.Parallel()
 	u, d := changeevent.Updated, changeevent.Deleted
+	nul := event(2, 1, u)
+	nul.Data.Name = "nul\x00name"
 	tests := []struct {
-		name  string
-		batch attendee.Batch
-		want  []key
-		err   string
+		name   string
+		events []changeevent.Event
+		want   []key
+		err    string
 	}{
-		{"empty", attendee.Batch{}, []key{}, ""},
+		{"empty", nil, []key{}, ""},
 		{"newest per conference, sorted by id",
-			attendee.Batch{Changes: []changeevent.Event{event(3, 1, u), event(1, 2, u), event(3, 5, u), event(1, 1, u), event(2, 1, u)}},
+			[]changeevent.Event{event(3, 1, u), event(1, 2, u), event(3, 5, u), event(1, 1, u), event(2, 1, u)},
 			[]key{{1, 2, u}, {2, 1, u}, {3, 5, u}}, ""},
 		{"a delete wins a tie",
-			attendee.Batch{Changes: []changeevent.Event{event(1, 4, d), event(1, 4, u)}},
+			[]changeevent.Event{event(1, 4, d), event(1, 4, u)},
 			[]key{{1, 4, d}}, ""},
 		{"a newer update beats an older delete in the batch",
-			attendee.Batch{Changes: []changeevent.Event{event(1, 5, u), event(1, 4, d)}},
+			[]changeevent.Event{event(1, 5, u), event(1, 4, d)},
 			[]key{{1, 5, u}}, ""},
-		{"an invalid change is named by index",
-			attendee.Batch{Changes: []changeevent.Event{event(1, 1, u), event(2, 0, u)}}, nil, "changes[1]"},
+		{"an invalid change refuses the batch, named by index",
+			[]changeevent.Event{event(1, 1, u), event(2, 0, u)}, nil, "changes[1]"},
+		// What the store used to refuse whole is refused before it: a Batch cannot hold it.
+		{"a NUL in a name refuses the batch whole", []changeevent.Event{event(1, 1, u), nul}, nil, "changes[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := tt.batch.Normalize()
+			b, err := attendee.NewBatch(tt.events...)
 			if tt.err != "" {
-				if !errors.Is(err, attendee.ErrInvalid) || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("err = %v, want ErrInvalid mentioning %q", err, tt.err)
+				if !errors.Is(err, attendee.ErrInvalid) || !strings.Contains(err.Error(), tt.err) || len(b.Changes) != 0 {
+					t.Errorf("NewBatch = %+v, %v; want no batch and ErrInvalid mentioning %q", b, err, tt.err)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, keys(got)); diff != "" {
+			if diff := cmp.Diff(tt.want, keys(b.Normalize())); diff != "" {
 				t.Errorf("normalized (-want +got):\n%s", diff)
 			}
 		})
@@ -105,10 +109,10 @@ func TestCheckChange(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := attendee.CheckChange(tt.e)
+			c, err := attendee.CheckChange(tt.e)
 			if tt.want == "" {
-				if err != nil {
-					t.Errorf("CheckChange = %v, want nil", err)
+				if err != nil || !cmp.Equal(c.Event(), tt.e) {
+					t.Errorf("CheckChange = %+v, %v; want the event back and nil", c.Event(), err)
 				}
 				return
 			}
@@ -116,6 +120,43 @@ func TestCheckChange(t *testing.T) {
 				t.Errorf("CheckChange = %v, want ErrInvalid and ErrMalformed mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// The edge constructors check the limits of the copy on top of the contract's rules, which
+// changeevent applies while decoding.
+func TestEdgeConstructorsCheckTheLimits(t *testing.T) {
+	t.Parallel()
+	nul := event(1, 1, changeevent.Created)
+	nul.Data.Name = "a\x00b"
+	fields, err := nul.Fields() // the contract allows a NUL; the copy cannot store it
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]any{}
+	for i := 0; i < len(fields); i += 2 {
+		values[fields[i]] = fields[i+1]
+	}
+	if _, err := attendee.DecodeChange(values); !errors.Is(err, attendee.ErrInvalid) || !strings.Contains(err.Error(), "NUL") {
+		t.Errorf("DecodeChange of a NUL name = %v, want ErrInvalid mentioning NUL", err)
+	}
+	if _, err := attendee.DecodeChange(map[string]any{"hello": "world"}); !errors.Is(err, changeevent.ErrMalformed) {
+		t.Errorf("DecodeChange of garbage = %v, want ErrMalformed", err)
+	}
+	j, err := changeevent.ChangeOf(nul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attendee.BatchFrom([]changeevent.Change{j}); !errors.Is(err, attendee.ErrInvalid) || !strings.Contains(err.Error(), "changes[0]") {
+		t.Errorf("BatchFrom with a NUL name = %v, want ErrInvalid naming changes[0]", err)
+	}
+	good := event(2, 1, changeevent.Created)
+	if j, err = changeevent.ChangeOf(good); err != nil {
+		t.Fatal(err)
+	}
+	c, err := attendee.ChangeFrom(j)
+	if err != nil || !cmp.Equal(c.Event(), good) {
+		t.Errorf("ChangeFrom = %+v, %v; want %+v", c.Event(), err, good)
 	}
 }
 

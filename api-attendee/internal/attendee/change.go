@@ -22,9 +22,51 @@ const (
 	maxYear          = 9999
 )
 
-// Batch is a set of changes that are applied together, in one transaction.
+// Change is a change event the copy can store. It is checked once, where it enters the
+// service: DecodeChange for a stream entry, ChangeFrom for a hand-over's JSON, CheckChange for
+// an event made in code. Those are the only ways to make one, so a Batch or a Repair holding
+// Changes has been checked, and the compiler shows it: Normalize and the store do not check
+// again. The contract's rules (changeevent's Validate) run once per change too: Decode and
+// changeevent.Change.Event already apply them, so the edge constructors add only the limits of
+// the copy (checkLimits). The zero Change is no change at all: only a mistake makes one.
+type Change struct {
+	event changeevent.Event
+}
+
+// Event returns the checked event.
+func (c Change) Event() changeevent.Event { return c.event }
+
+// Batch is a set of checked changes that are applied together, in one transaction.
 type Batch struct {
-	Changes []changeevent.Event
+	Changes []Change
+}
+
+// NewBatch checks events with CheckChange and returns them as a Batch, or a ValidationError
+// that names every bad one by its index (changes[i]): one bad change refuses the batch whole.
+func NewBatch(events ...changeevent.Event) (Batch, error) {
+	return batchOf(events, CheckChange)
+}
+
+// BatchFrom is NewBatch for the changes of a hand-over, each checked with ChangeFrom.
+func BatchFrom(changes []changeevent.Change) (Batch, error) {
+	return batchOf(changes, ChangeFrom)
+}
+
+func batchOf[T any](in []T, check func(T) (Change, error)) (Batch, error) {
+	var v ValidationError
+	b := Batch{Changes: make([]Change, 0, len(in))}
+	for i, x := range in {
+		c, err := check(x)
+		if err != nil {
+			v.Add(fmt.Sprintf("changes[%d]", i), err.Error())
+			continue
+		}
+		b.Changes = append(b.Changes, c)
+	}
+	if err := v.Err(); err != nil {
+		return Batch{}, err
+	}
+	return b, nil
 }
 
 // ApplyResult counts what applying a batch did.
@@ -38,32 +80,25 @@ type ApplyResult struct {
 	Lags []time.Duration
 }
 
-// Normalize validates b and returns its changes with at most one per conference, the newest,
-// sorted by conference id. Applying changes in one order everywhere also makes concurrent
-// batches take their row locks in the same order, so they cannot deadlock.
-func (b Batch) Normalize() ([]changeevent.Event, error) {
-	var v ValidationError
+// Normalize returns b's changes with at most one per conference, the newest, sorted by
+// conference id. Applying changes in one order everywhere also makes concurrent batches take
+// their row locks in the same order, so they cannot deadlock. The changes were checked when
+// they were made (see Change), so nothing here can be refused.
+func (b Batch) Normalize() []changeevent.Event {
 	newest := make(map[int64]changeevent.Event, len(b.Changes))
-	for i, e := range b.Changes {
-		field := fmt.Sprintf("changes[%d]", i)
-		if err := CheckChange(e); err != nil {
-			v.Add(field, err.Error())
-			continue
-		}
+	for _, c := range b.Changes {
+		e := c.event
 		if old, ok := newest[e.ConferenceID]; ok && !newer(e, old) {
 			continue
 		}
 		newest[e.ConferenceID] = e
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
 	}
 	out := make([]changeevent.Event, 0, len(newest))
 	for _, e := range newest {
 		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b changeevent.Event) int { return cmp.Compare(a.ConferenceID, b.ConferenceID) })
-	return out, nil
+	return out
 }
 
 // newer reports whether a supersedes b, two changes of one conference. At equal versions a
@@ -75,13 +110,40 @@ func newer(a, b changeevent.Event) bool {
 	return a.Type == changeevent.Deleted && b.Type != changeevent.Deleted
 }
 
-// CheckChange reports whether e can be stored: the contract's own rules, and the limits of
-// what the copy can hold. An error wraps ErrInvalid and changeevent.ErrMalformed: retrying e
-// cannot succeed.
-func CheckChange(e changeevent.Event) error {
+// CheckChange checks e, an event made in code rather than decoded at an edge, against the
+// contract's rules and the limits of the copy, and returns it as a Change. An error wraps
+// ErrInvalid and changeevent.ErrMalformed: retrying e cannot succeed.
+func CheckChange(e changeevent.Event) (Change, error) {
 	if err := e.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Change{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	return checkLimits(e)
+}
+
+// DecodeChange decodes the values of a stream entry (changeevent.Decode, which applies the
+// contract's rules) and checks them against the limits of the copy. An error wraps
+// changeevent.ErrMalformed, and ErrInvalid too when only the limits refuse it.
+func DecodeChange(values map[string]any) (Change, error) {
+	e, err := changeevent.Decode(values)
+	if err != nil {
+		return Change{}, err
+	}
+	return checkLimits(e)
+}
+
+// ChangeFrom converts a change of a hand-over (changeevent.Change.Event, which applies the
+// contract's rules) and checks it against the limits of the copy. Its errors are those of
+// DecodeChange.
+func ChangeFrom(c changeevent.Change) (Change, error) {
+	e, err := c.Event()
+	if err != nil {
+		return Change{}, err
+	}
+	return checkLimits(e)
+}
+
+// checkLimits checks what the copy can hold, for e that has passed the contract's rules.
+func checkLimits(e changeevent.Event) (Change, error) {
 	var problems []string
 	if y := e.OccurredAt.Year(); y < minYear || y > maxYear {
 		problems = append(problems, "occurred_at is out of range")
@@ -110,9 +172,9 @@ func CheckChange(e changeevent.Event) error {
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)
-		return fmt.Errorf("%w: %w: %s", ErrInvalid, changeevent.ErrMalformed, strings.Join(problems, "; "))
+		return Change{}, fmt.Errorf("%w: %w: %s", ErrInvalid, changeevent.ErrMalformed, strings.Join(problems, "; "))
 	}
-	return nil
+	return Change{event: e}, nil
 }
 
 // ImportHref is the href a change gives its conference: the payload's, or the canonical one.
@@ -130,12 +192,12 @@ type Repair struct {
 	// Replaces is the copy's version when the repair was decided; the repair applies only
 	// while the copy still holds it.
 	Replaces int64
-	// Change is the source's state; nil when the source does not know the conference, which
-	// leaves a tombstone of version 0.
-	Change *changeevent.Event
+	// Change is the source's state, checked at the edge like every Change; nil when the source
+	// does not know the conference, which leaves a tombstone of version 0.
+	Change *Change
 }
 
-// CheckRepairs validates repairs and returns them sorted by conference id (one lock order for
+// CheckRepairs validates repairs (their changes were checked when they were made) and returns them sorted by conference id (one lock order for
 // everyone), each conference at most once.
 func CheckRepairs(repairs []Repair) ([]Repair, error) {
 	var v ValidationError
@@ -149,12 +211,8 @@ func CheckRepairs(repairs []Repair) ([]Repair, error) {
 			v.Add(field, "replaces must not be negative")
 		case seen[r.ConferenceID]:
 			v.Add(field, fmt.Sprintf("conference %d is repaired twice", r.ConferenceID))
-		case r.Change != nil && r.Change.ConferenceID != r.ConferenceID:
+		case r.Change != nil && r.Change.event.ConferenceID != r.ConferenceID:
 			v.Add(field, "change.conference_id differs from conference_id")
-		case r.Change != nil:
-			if err := CheckChange(*r.Change); err != nil {
-				v.Add(field, err.Error())
-			}
 		}
 		seen[r.ConferenceID] = true
 	}

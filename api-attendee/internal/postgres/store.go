@@ -53,12 +53,10 @@ const applyChunk = 500
 // It is idempotent and order-safe. A change is applied only when its version is newer than the
 // row's, so duplicates and late arrivals change nothing; a delete leaves a tombstone that keeps
 // its version, so an older update cannot bring the conference back. Changes of one conference
-// within the batch are reduced to the newest first.
+// within the batch are reduced to the newest first. b's changes were checked where they came
+// in (attendee.Change), so nothing is validated here.
 func (s *Store) ApplyChanges(ctx context.Context, b attendee.Batch) (attendee.ApplyResult, error) {
-	changes, err := b.Normalize()
-	if err != nil {
-		return attendee.ApplyResult{}, err
-	}
+	changes := b.Normalize()
 	res := attendee.ApplyResult{Changes: len(changes)}
 	if len(changes) == 0 {
 		return res, nil
@@ -73,7 +71,7 @@ func (s *Store) ApplyChanges(ctx context.Context, b attendee.Batch) (attendee.Ap
 		res.Applied, res.Lags = len(lags), lags
 		return res, nil
 	}
-	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res.Applied, res.Lags = 0, nil
 		return applyChunks(ctx, tx, changes, &res)
 	})
@@ -99,12 +97,9 @@ func applyChunks(ctx context.Context, tx bun.IDB, changes []changeevent.Event, r
 // the copy is made from that source (binding it to source if it is bound to none yet). A copy
 // bound to another source refuses with an error wrapping attendee.ErrSourceMismatch.
 func (s *Store) ApplyHandover(ctx context.Context, source string, b attendee.Batch) (attendee.ApplyResult, error) {
-	changes, err := b.Normalize()
-	if err != nil {
-		return attendee.ApplyResult{}, err
-	}
+	changes := b.Normalize()
 	res := attendee.ApplyResult{Changes: len(changes)}
-	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := bindSource(ctx, tx, source); err != nil {
 			return err
 		}
@@ -194,8 +189,9 @@ func (s *Store) Repair(ctx context.Context, source string, repairs []attendee.Re
 			// id, replaces, deleted, version, event_id, import_href, name, starts, ends,
 			// max_attendees, occurred_at: the placeholders ?0…?10 of repairSQL.
 			args := []any{r.ConferenceID, r.Replaces, true, int64(0), "", "", "", nil, nil, 0, time.Now().UTC()}
-			if e := r.Change; e != nil {
-				args[2], args[3], args[4], args[5], args[10] = e.Type == changeevent.Deleted, e.Version, e.ID, attendee.ImportHref(*e), e.OccurredAt.UTC()
+			if r.Change != nil {
+				e := r.Change.Event()
+				args[2], args[3], args[4], args[5], args[10] = e.Type == changeevent.Deleted, e.Version, e.ID, attendee.ImportHref(e), e.OccurredAt.UTC()
 				if e.Data != nil {
 					args[6], args[7], args[8], args[9] = e.Data.Name, e.Data.Starts.UTC(), e.Data.Ends.UTC(), e.Data.MaxAttendees
 				}

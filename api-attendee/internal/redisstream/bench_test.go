@@ -52,7 +52,7 @@ func BenchmarkConsumer(b *testing.B) {
 
 			b.StartTimer()
 			start := time.Now()
-			for c.Stats().Applied < int64(b.N) {
+			for statsOf(c).Applied < int64(b.N) {
 				if _, err := c.runOnce(ctx); err != nil {
 					b.Fatal(err)
 				}

@@ -50,44 +50,28 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Stream == "" {
-		c.Stream = changeevent.DefaultStream
-	}
-	if c.Group == "" {
-		c.Group = changeevent.DefaultGroup
-	}
+	orDefault(&c.Stream, changeevent.DefaultStream)
+	orDefault(&c.Group, changeevent.DefaultGroup)
 	if c.Consumer == "" {
-		c.Consumer = uniqueConsumerName()
+		c.Consumer = uniqueConsumerName() // not via orDefault: only made when needed
 	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 100
-	}
-	if c.Block == 0 {
-		c.Block = 2 * time.Second
-	}
-	if c.ClaimMinIdle == 0 {
-		c.ClaimMinIdle = 30 * time.Second
-	}
-	if c.ClaimInterval == 0 {
-		c.ClaimInterval = max(c.ClaimMinIdle/4, 10*time.Millisecond)
-	}
-	if c.MaxDeliveries == 0 {
-		c.MaxDeliveries = 5
-	}
-	if c.DeadLetterMaxLen == 0 {
-		c.DeadLetterMaxLen = 100_000
-	}
-	if c.ApplyTimeout == 0 {
-		c.ApplyTimeout = 30 * time.Second
-	}
-	if c.BackoffBase == 0 {
-		c.BackoffBase = 100 * time.Millisecond
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = 10 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	orDefault(&c.BatchSize, 100)
+	orDefault(&c.Block, 2*time.Second)
+	orDefault(&c.ClaimMinIdle, 30*time.Second)
+	orDefault(&c.ClaimInterval, max(c.ClaimMinIdle/4, 10*time.Millisecond))
+	orDefault(&c.MaxDeliveries, 5)
+	orDefault(&c.DeadLetterMaxLen, 100_000)
+	orDefault(&c.ApplyTimeout, 30*time.Second)
+	orDefault(&c.BackoffBase, 100*time.Millisecond)
+	orDefault(&c.BackoffMax, 10*time.Second)
+	orDefault(&c.Logger, slog.New(slog.DiscardHandler))
+}
+
+// orDefault sets *v to def when *v is the zero value: a setting left out.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
@@ -95,14 +79,10 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Stream == "" || len(c.Stream) > 200 {
-		bad("stream name must have 1 to 200 characters")
-	}
-	if c.Group == "" || len(c.Group) > 200 {
-		bad("group name must have 1 to 200 characters")
-	}
-	if c.Consumer == "" || len(c.Consumer) > 200 {
-		bad("consumer name must have 1 to 200 characters")
+	for _, n := range []struct{ what, name string }{{"stream", c.Stream}, {"group", c.Group}, {"consumer", c.Consumer}} {
+		if n.name == "" || len(n.name) > 200 {
+			bad("%s name must have 1 to 200 characters", n.what)
+		}
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10_000 {
 		bad("batch size %d is not between 1 and 10000", c.BatchSize)

@@ -36,23 +36,6 @@ func requireToken(token string) fiber.Handler {
 	}
 }
 
-// toEvents converts and checks each change, naming the bad ones by index.
-func toEvents(in []changeevent.Change) ([]changeevent.Event, error) {
-	var v attendee.ValidationError
-	out := make([]changeevent.Event, len(in))
-	for i, c := range in {
-		e, err := c.Event()
-		if err == nil {
-			err = attendee.CheckChange(e)
-		}
-		if err != nil {
-			v.Add(fmt.Sprintf("changes[%d]", i), err.Error())
-		}
-		out[i] = e
-	}
-	return out, v.Err()
-}
-
 func checkSource(source string) error {
 	if err := changeevent.CheckSource(source); err != nil {
 		return attendee.Invalid("source", "must name the source the changes come from (its identity, 1 to 64 printable characters)")
@@ -128,11 +111,12 @@ func handleApplyChanges(store *postgres.Store, lag prometheus.Histogram) fiber.H
 		if err := checkSource(req.Source); err != nil {
 			return err
 		}
-		events, err := toEvents(req.Changes)
+		// The hand-over's trust boundary: each change is checked here, once (see attendee.Change).
+		batch, err := attendee.BatchFrom(req.Changes)
 		if err != nil {
 			return err
 		}
-		res, err := store.ApplyHandover(c.UserContext(), req.Source, attendee.Batch{Changes: events})
+		res, err := store.ApplyHandover(c.UserContext(), req.Source, batch)
 		if err != nil {
 			return err
 		}
@@ -155,12 +139,12 @@ func handleRepairs(store *postgres.Store) fiber.Handler {
 		for i, r := range req.Repairs {
 			repairs[i] = attendee.Repair{ConferenceID: r.ConferenceID, Replaces: r.Replaces}
 			if r.Change != nil {
-				e, err := r.Change.Event()
+				ch, err := attendee.ChangeFrom(*r.Change)
 				if err != nil {
 					v.Add(fmt.Sprintf("repairs[%d]", i), err.Error())
 					continue
 				}
-				repairs[i].Change = &e
+				repairs[i].Change = &ch
 			}
 		}
 		if err := v.Err(); err != nil {

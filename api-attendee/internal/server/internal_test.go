@@ -16,9 +16,7 @@ import (
 	"conferencego/syncer/changeevent"
 )
 
-func batchOf(events ...changeevent.Event) attendee.Batch {
-	return attendee.Batch{Changes: events}
-}
+func batchOf(events ...changeevent.Event) attendee.Batch { return pgtest.Batch(events...) }
 
 var bearer = []string{"Authorization", "Bearer " + testToken}
 

@@ -67,11 +67,27 @@ func Deleted(id, version int64) changeevent.Event {
 	}
 }
 
+// Batch returns events as a checked batch, for a test to apply. It panics on an invalid event:
+// the fixtures of this package are valid by construction, so that is a bug in the test, and
+// tables of batches have no testing.TB to fail.
+func Batch(events ...changeevent.Event) attendee.Batch {
+	b, err := attendee.NewBatch(events...)
+	if err != nil {
+		panic(fmt.Sprintf("pgtest.Batch: %v", err))
+	}
+	return b
+}
+
+// Change returns e checked, for a test's repair; it panics like Batch.
+func Change(e changeevent.Event) *attendee.Change {
+	return &Batch(e).Changes[0]
+}
+
 // MustConference applies a created event of conference id and returns the stored copy.
 func MustConference(tb testing.TB, store *postgres.Store, id int64, maxAttendees int) attendee.ConferenceVO {
 	tb.Helper()
 	ctx := context.Background()
-	if _, err := store.ApplyChanges(ctx, attendee.Batch{Changes: []changeevent.Event{Created(id, 1, fmt.Sprintf("Conference %d", id), maxAttendees)}}); err != nil {
+	if _, err := store.ApplyChanges(ctx, Batch(Created(id, 1, fmt.Sprintf("Conference %d", id), maxAttendees))); err != nil {
 		tb.Fatalf("apply conference %d: %v", id, err)
 	}
 	c, err := store.GetConferenceVO(ctx, id)
