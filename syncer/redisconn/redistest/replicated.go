@@ -197,7 +197,7 @@ type Sentinel struct {
 }
 
 // StartSentinel starts a Sentinel that alone decides (quorum 1) to fail primary over after it
-// stops answering for three seconds, and returns once the Sentinel knows every replica the primary
+// stops answering for five seconds, and returns once the Sentinel knows every replica the primary
 // has and hears from each of them.
 func StartSentinel(tb testing.TB, primary *Server, masterName string) *Sentinel {
 	tb.Helper()
@@ -207,9 +207,10 @@ func StartSentinel(tb testing.TB, primary *Server, masterName string) *Sentinel 
 		text := strings.Join([]string{
 			"bind " + host, "port " + port, "dir " + s.dir, "logfile " + s.logFile(), "protected-mode no",
 			fmt.Sprintf("sentinel monitor %s 127.0.0.1 %s 1", masterName, primary.Port()),
-			// Three seconds, not one: on a loaded two-core machine a live primary can miss a
-			// second of pings, and a failover the test did not ask for spoils its setup.
-			"sentinel down-after-milliseconds " + masterName + " 3000",
+			// Five seconds, not one: on a loaded two-core machine a live primary can miss
+			// seconds of pings (three were once not enough, at a load of 12), and a failover
+			// the test did not ask for spoils its setup.
+			"sentinel down-after-milliseconds " + masterName + " 5000",
 			"sentinel failover-timeout " + masterName + " 3000",
 			"sentinel parallel-syncs " + masterName + " 1",
 		}, "\n") + "\n"
