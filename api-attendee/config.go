@@ -1,7 +1,6 @@
 package main
 
 import (
-	"log/slog"
 	"strings"
 	"time"
 
@@ -13,11 +12,8 @@ import (
 
 // config is everything api-attendee reads from its environment.
 type config struct {
-	HTTPAddr           string
-	DatabaseURL        string
-	CORSAllowedOrigins []string
-	LogLevel           slog.Level
-	LogFormat          string
+	envconf.HTTPService
+	logging.Config
 
 	// SyncMode is push (consume the Redis stream) or pull (the syncer calls /internal/…).
 	SyncMode string
@@ -33,30 +29,17 @@ type config struct {
 	MaxDeliveries int64
 }
 
-const (
-	defaultHTTPAddr    = ":8001"
-	defaultDatabaseURL = "postgres://postgres@localhost:5432/conferencego?sslmode=disable"
-	defaultRedisURL    = "redis://localhost:6379/0"
-	defaultCORSOrigins = "http://localhost:3000,http://localhost:3001"
-)
-
-// configError is what loadConfig refuses an environment with: every bad variable, on one line.
-type configError = envconf.Problems
-
-// loadConfig reads and checks the environment, and names every bad variable at once.
-// logToTerminal picks the default log format.
+// loadConfig reads and checks the environment: the variables of every HTTP service, the sync
+// mode and its token, and Redis and the stream consumer for push mode. logToTerminal picks the
+// default log format.
 func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) {
-	e := envconf.New(getenv)
-	get := e.Get
+	e, get := envconf.New(getenv)
 	cfg := config{
-		HTTPAddr:           e.ListenAddr(get("HTTP_ADDR", defaultHTTPAddr)),
-		DatabaseURL:        e.PostgresURL(get("DATABASE_URL", defaultDatabaseURL)),
-		CORSAllowedOrigins: e.Origins(get("CORS_ALLOWED_ORIGINS", defaultCORSOrigins)),
-		LogLevel:           e.LogLevel(get("LOG_LEVEL", "info")),
-		LogFormat:          e.Choice(get("LOG_FORMAT", logging.DefaultFormat(logToTerminal)), logging.FormatText, logging.FormatJSON),
-		SyncMode:           e.Choice(get("SYNC_MODE", "push"), "push", "pull"),
-		RedisURL:           get("REDIS_URL", defaultRedisURL).Value,
-		RedisMode:          strings.ToLower(get("REDIS_MODE", redisconn.ModeStandalone).Value),
+		HTTPService: e.HTTPService(get("HTTP_ADDR", ":8001"), get("DATABASE_URL", envconf.DefaultDatabaseURL), get("CORS_ALLOWED_ORIGINS", envconf.DefaultCORSOrigins)),
+		Config:      e.Logging(get("LOG_LEVEL", "info"), get("LOG_FORMAT", logging.DefaultFormat(logToTerminal))),
+		SyncMode:    e.Choice(get("SYNC_MODE", "push"), "push", "pull"),
+		RedisURL:    get("REDIS_URL", "redis://localhost:6379/0").Value,
+		RedisMode:   strings.ToLower(get("REDIS_MODE", redisconn.ModeStandalone).Value),
 	}
 	// The token is taken as is: trimming could make two different secrets equal.
 	if cfg.SyncToken = getenv("SYNC_TOKEN"); cfg.SyncToken != strings.TrimSpace(cfg.SyncToken) {
@@ -66,10 +49,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		e.Bad("%v", err)
 	}
 	loadConsumer(e, get, &cfg)
-	if err := e.Err(); err != nil {
-		return config{}, err
-	}
-	return cfg, nil
+	return envconf.Result(e, cfg)
 }
 
 // loadConsumer reads the stream consumer's settings.

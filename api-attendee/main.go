@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"conferencego/api-attendee/internal/postgres"
@@ -18,7 +17,6 @@ import (
 	"conferencego/api-attendee/internal/server"
 	"conferencego/httpedge"
 	"conferencego/pgschema"
-	"conferencego/service/logging"
 	"conferencego/service/process"
 	"conferencego/syncer/redisconn"
 )
@@ -33,34 +31,20 @@ const connectTimeout = 15 * time.Second
 func main() { process.Main("api-attendee", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	ctx, stop, err := process.Start(ctx, args)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	cfg, err := loadConfig(getenv, logging.IsTerminal(stdout))
-	if err != nil {
-		return err
-	}
-	log := logging.New(stdout, cfg.LogLevel, cfg.LogFormat)
-	logStart(log, cfg)
+	return process.Run(ctx, args, getenv, stdout, loadConfig, serve)
+}
 
-	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout)
+// serve migrates the attendee schema, consumes the change stream in push mode, and serves the
+// API until ctx ends; then the consumer finishes the batch in hand.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	logStart(log, cfg)
+	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout, postgres.Migrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := postgres.Migrate(ctx, db, postgres.Schema); err != nil {
-		return err
-	}
 	store := postgres.NewStore(db)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(db.DB, "attendee"),
-	)
+	reg := process.NewRegistry(collectors.NewDBStatsCollector(db.DB, "attendee"))
 	opts := server.Options{CORSAllowedOrigins: cfg.CORSAllowedOrigins, Registry: reg, SyncToken: cfg.SyncToken}
 
 	var consumer *redisstream.Consumer

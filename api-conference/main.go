@@ -5,16 +5,15 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/api-conference/internal/server"
 	"conferencego/httpedge"
 	"conferencego/pgschema"
-	"conferencego/service/logging"
 	"conferencego/service/process"
 )
 
@@ -30,40 +29,25 @@ const connectTimeout = 15 * time.Second
 func main() { process.Main("api-conference", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	ctx, stop, err := process.Start(ctx, args)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	cfg, err := loadConfig(getenv, logging.IsTerminal(stdout))
-	if err != nil {
-		return err
-	}
-	log := logging.New(stdout, cfg.LogLevel, cfg.LogFormat)
+	return process.Run(ctx, args, getenv, stdout, loadConfig, serve)
+}
+
+// serve migrates the conference schema, prunes the outbox and the tombstones in the
+// background when they are kept for a while, and serves the API until ctx ends.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting api-conference",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "outbox_retention", cfg.OutboxRetention.String(),
 		"tombstone_retention", cfg.TombstoneRetention.String(),
 		"log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
-
-	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout)
+	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout, postgres.Migrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := postgres.Migrate(ctx, db, postgres.Schema); err != nil {
-		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(db.DB, "conference"),
-	)
 	app := server.New(log, postgres.NewStore(db), server.Options{
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		Registry:           reg,
+		Registry:           process.NewRegistry(collectors.NewDBStatsCollector(db.DB, "conference")),
 	})
 
 	pruneCtx, stopPruning := context.WithCancel(ctx)

@@ -5,9 +5,8 @@
 // A service reads each variable through the Get of its own loadConfig, so that the names it
 // reads stand as literals in its own package (docker's compose test lists them from there):
 //
-//	e := envconf.New(getenv)
-//	get := e.Get
-//	addr := e.ListenAddr(get("HTTP_ADDR", ":8000"))
+//	e, get := envconf.New(getenv)
+//	svc := e.HTTPService(get("HTTP_ADDR", ":8000"), get("DATABASE_URL", envconf.DefaultDatabaseURL), ...)
 //	...
 //	return cfg, e.Err()
 //
@@ -26,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"conferencego/service/logging"
 )
 
 // Var is one variable as read: its name, and its value or the default.
@@ -40,8 +41,35 @@ type Env struct {
 	problems Problems
 }
 
-// New returns an Env reading through getenv (os.Getenv, or a test's map).
-func New(getenv func(string) string) *Env { return &Env{getenv: getenv} }
+// New returns an Env reading through getenv (os.Getenv, or a test's map), and its Get.
+func New(getenv func(string) string) (*Env, func(name, def string) Var) {
+	e := &Env{getenv: getenv}
+	return e, e.Get
+}
+
+// The defaults of the variables every service reads: the local development setup (README).
+const (
+	DefaultDatabaseURL = "postgres://postgres@localhost:5432/conferencego?sslmode=disable"
+	DefaultCORSOrigins = "http://localhost:3000,http://localhost:3001"
+)
+
+// HTTPService is the configuration both HTTP services share.
+type HTTPService struct {
+	HTTPAddr           string
+	DatabaseURL        string
+	CORSAllowedOrigins []string
+}
+
+// HTTPService checks the variables an HTTP service reads: the address it listens on, its
+// database and the origins whose pages may call it.
+func (e *Env) HTTPService(addr, database, origins Var) HTTPService {
+	return HTTPService{HTTPAddr: e.ListenAddr(addr), DatabaseURL: e.PostgresURL(database), CORSAllowedOrigins: e.Origins(origins)}
+}
+
+// Logging checks LOG_LEVEL and LOG_FORMAT (text or json).
+func (e *Env) Logging(level, format Var) logging.Config {
+	return logging.Config{LogLevel: e.LogLevel(level), LogFormat: e.Choice(format, logging.FormatText, logging.FormatJSON)}
+}
 
 // Get reads name, trimmed of surrounding spaces, or def when it is unset or blank.
 func (e *Env) Get(name, def string) Var {
@@ -62,6 +90,16 @@ func (e *Env) Err() error {
 		return nil
 	}
 	return e.problems
+}
+
+// Result returns cfg, or the zero value and every problem e recorded: a process starts with
+// the whole of its configuration right or not at all.
+func Result[C any](e *Env, cfg C) (C, error) {
+	if err := e.Err(); err != nil {
+		var zero C
+		return zero, err
+	}
+	return cfg, nil
 }
 
 // Problems lists every bad variable at once, on one line, so the process can say it all

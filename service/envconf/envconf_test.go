@@ -6,7 +6,10 @@ import (
 	"time"
 )
 
-func env(m map[string]string) *Env { return New(func(k string) string { return m[k] }) }
+func env(m map[string]string) *Env {
+	e, _ := New(func(k string) string { return m[k] })
+	return e
+}
 
 func TestEveryProblemOnOneLine(t *testing.T) {
 	t.Parallel()
@@ -15,15 +18,13 @@ func TestEveryProblemOnOneLine(t *testing.T) {
 		"LEVEL": "loud", "FORMAT": "XML",
 	})
 	get := e.Get
-	e.ListenAddr(get("ADDR", ":1"))
-	e.PostgresURL(get("DB", ""))
-	if got := e.Origins(get("ORIGINS", "")); len(got) != 1 || got[0] != "https://ok.example" {
+	svc := e.HTTPService(get("ADDR", ":1"), get("DB", ""), get("ORIGINS", ""))
+	if got := svc.CORSAllowedOrigins; len(got) != 1 || got[0] != "https://ok.example" {
 		t.Errorf("Origins = %v, want the one good origin", got)
 	}
 	e.DurationOrOff(get("KEEP", "24h"), time.Minute, "24h")
-	e.LogLevel(get("LEVEL", "info"))
-	if got := e.Choice(get("FORMAT", "json"), "text", "json"); got != "xml" {
-		t.Errorf("Choice = %q, want the value in lower case", got)
+	if got := e.Logging(get("LEVEL", "info"), get("FORMAT", "json")); got.LogFormat != "xml" {
+		t.Errorf("LogFormat = %q, want the value in lower case", got.LogFormat)
 	}
 	err := e.Err()
 	if err == nil || strings.Contains(err.Error(), "\n") {
@@ -55,8 +56,9 @@ func TestDefaultsAndOff(t *testing.T) {
 	if d := e.DurationOrOff(get("UNSET", "24h"), time.Minute, "24h"); d != 24*time.Hour {
 		t.Errorf("unset = %v, want the default 24h", d)
 	}
-	if addr := e.ListenAddr(get("ADDR", ":8000")); addr != ":8000" {
-		t.Errorf("ListenAddr = %q", addr)
+	svc := e.HTTPService(get("ADDR", ":8000"), get("DB", DefaultDatabaseURL), get("ORIGINS", DefaultCORSOrigins))
+	if svc.HTTPAddr != ":8000" || len(svc.CORSAllowedOrigins) != 2 {
+		t.Errorf("HTTPService = %+v, want the defaults", svc)
 	}
 	if err := e.Err(); err != nil {
 		t.Errorf("Err = %v, want none", err)
@@ -93,5 +95,17 @@ func TestNumbersAndDurations(t *testing.T) {
 	}
 	if got := short(2 * time.Hour); got != "2h" {
 		t.Errorf("short(2h) = %q", got)
+	}
+}
+
+func TestResult(t *testing.T) {
+	t.Parallel()
+	e := env(map[string]string{"N": "x"})
+	if cfg, err := Result(e, 7); cfg != 7 || err != nil {
+		t.Errorf("Result = %v, %v; want the configuration", cfg, err)
+	}
+	e.Int(e.Get("N", "1"), 1, 2)
+	if cfg, err := Result(e, 7); cfg != 0 || err == nil {
+		t.Errorf("Result = %v, %v; want zero and the problem", cfg, err)
 	}
 }

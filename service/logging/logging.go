@@ -22,6 +22,16 @@ func DefaultFormat(terminal bool) string {
 	return FormatJSON
 }
 
+// Config is the logging part of a command's configuration (LOG_LEVEL, LOG_FORMAT); commands
+// embed it in theirs.
+type Config struct {
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// Logger returns the logger c asks for, writing to w.
+func (c Config) Logger(w io.Writer) *slog.Logger { return New(w, c.LogLevel, c.LogFormat) }
+
 // New returns a logger writing to w in format (FormatText or FormatJSON) at level.
 func New(w io.Writer, level slog.Level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}

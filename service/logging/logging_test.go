@@ -33,3 +33,12 @@ func TestDefaultFormat(t *testing.T) {
 		t.Errorf("IsTerminal(buffer) = true")
 	}
 }
+
+func TestConfigLogger(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	Config{LogLevel: slog.LevelDebug, LogFormat: FormatText}.Logger(&buf).Debug("seen")
+	if !strings.Contains(buf.String(), "msg=seen") {
+		t.Errorf("log %q; want the debug line in text", buf.String())
+	}
+}
