@@ -13,9 +13,7 @@ import (
 )
 
 // Store reads and writes the conference context. It works on a *bun.DB or inside a bun.Tx.
-type Store struct {
-	db bun.IDB
-}
+type Store struct{ db bun.IDB }
 
 // NewStore returns a Store over db.
 func NewStore(db bun.IDB) *Store { return &Store{db: db} }
