@@ -2,13 +2,14 @@
 // collects every problem so that the process can refuse to start with one line that names
 // each bad variable at once.
 //
-// A service reads each variable through the Get of its own loadConfig, so that the names it
-// reads stand as literals in its own package (docker's compose test lists them from there):
+// A service reads each variable through the get that New returns, called in its own
+// loadConfig, so that the names it reads stand as literals in its own package (docker's
+// compose test lists them from there):
 //
 //	e, get := envconf.New(getenv)
 //	svc := e.HTTPService(get("HTTP_ADDR", ":8000"), get("DATABASE_URL", envconf.DefaultDatabaseURL), ...)
 //	...
-//	return cfg, e.Err()
+//	return envconf.Result(e, cfg)
 //
 // It is not github.com/caarlos0/env: that library reports a bad value under the Go field's
 // name rather than the variable's, reads a map rather than a getenv function, does not trim
