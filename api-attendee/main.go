@@ -6,23 +6,18 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/uptrace/bun"
 
 	"conferencego/api-attendee/internal/postgres"
 	"conferencego/api-attendee/internal/redisstream"
 	"conferencego/api-attendee/internal/server"
 	"conferencego/httpedge"
+	"conferencego/pgschema"
+	"conferencego/service/process"
 	"conferencego/syncer/redisconn"
 )
 
@@ -33,51 +28,23 @@ const shutdownTimeout = 10 * time.Second
 // connectTimeout bounds how long start-up waits for the database and Redis before giving up.
 const connectTimeout = 15 * time.Second
 
-func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "api-attendee:", err)
-		os.Exit(1)
-	}
-}
+func main() { process.Main("api-attendee", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 1 {
-		return fmt.Errorf("takes no arguments (got %q); it is configured by environment variables", args[1:])
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	return process.Run(ctx, args, getenv, stdout, loadConfig, serve)
+}
 
-	cfg, err := loadConfig(getenv, isTerminal(stdout))
-	if err != nil {
-		return err
-	}
-	log := newLogger(stdout, cfg)
-	log.Info("starting api-attendee",
-		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
-		"sync_mode", cfg.SyncMode, "redis_url", redactURL(cfg.RedisURL), "redis_mode", cfg.RedisMode, "sync_stream", cfg.Stream,
-		"sync_group", cfg.Group, "sync_batch_size", cfg.BatchSize, "sync_claim_idle", cfg.ClaimMinIdle.String(),
-		"sync_max_deliveries", cfg.MaxDeliveries, "sync_token_set", cfg.SyncToken != "",
-		"cors_allowed_origins", cfg.CORSAllowedOrigins, "log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
-	if cfg.SyncToken == "" {
-		log.Warn("the internal endpoint /internal/ is off: SYNC_TOKEN is not set, so every call is answered 401")
-	}
-
-	db, err := connect(ctx, cfg.DatabaseURL)
+// serve migrates the attendee schema, consumes the change stream in push mode, and serves the
+// API until ctx ends; then the consumer finishes the batch in hand.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	logStart(log, cfg)
+	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout, postgres.Migrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := postgres.Migrate(ctx, db, postgres.Schema); err != nil {
-		return err
-	}
 	store := postgres.NewStore(db)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(db.DB, "attendee"),
-	)
+	reg := process.NewRegistry(collectors.NewDBStatsCollector(db.DB, "attendee"))
 	opts := server.Options{CORSAllowedOrigins: cfg.CORSAllowedOrigins, Registry: reg, SyncToken: cfg.SyncToken}
 
 	var consumer *redisstream.Consumer
@@ -101,14 +68,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	app := server.New(log, store, opts)
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %w", err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(httpedge.Lingering(ln)) }()
-	log.Info("api-attendee is serving", "addr", ln.Addr().String())
-
 	// The consumer stops on its own context, so it can be told to stop when serving fails too.
 	consumeCtx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
@@ -122,19 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		close(consumed)
 	}
 
-	var runErr error
-	select {
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", shutdownTimeout.String())
+	runErr := httpedge.Serve(ctx, log, app, cfg.HTTPAddr, shutdownTimeout)
 	stopConsumer()
-	if runErr == nil {
-		if err := app.ShutdownWithTimeout(shutdownTimeout); err != nil {
-			runErr = fmt.Errorf("shut down http server: %w", err)
-		}
-	}
 	select {
 	case <-consumed:
 	case <-time.After(shutdownTimeout):
@@ -147,41 +95,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
-// connect opens the database, retrying for a while so that a database that is still starting
-// does not fail the service, and naming the variable when it gives up.
-func connect(ctx context.Context, dsn string) (*bun.DB, error) {
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	wait := 100 * time.Millisecond
-	for {
-		db, err := postgres.Open(ctx, dsn, postgres.Schema)
-		if err == nil {
-			return db, nil
-		}
-		// The server answered and said no (no such database, bad password): waiting won't help.
-		// 57P03 is "the database system is starting up", which will.
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code != "57P03" {
-			return nil, fmt.Errorf("DATABASE_URL: %w", err)
-		}
-		if !pause(ctx, wait) {
-			if errors.Is(context.Cause(ctx), context.Canceled) {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("DATABASE_URL: cannot reach the database within %s: %w", connectTimeout, err)
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
-}
-
-// pause waits for d or until ctx is done, and reports whether it waited the whole time.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+// logStart logs the effective configuration, secrets masked.
+func logStart(log *slog.Logger, cfg config) {
+	log.Info("starting api-attendee",
+		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
+		"sync_mode", cfg.SyncMode, "redis_url", redactURL(cfg.RedisURL), "redis_mode", cfg.RedisMode, "sync_stream", cfg.Stream,
+		"sync_group", cfg.Group, "sync_batch_size", cfg.BatchSize, "sync_claim_idle", cfg.ClaimMinIdle.String(),
+		"sync_max_deliveries", cfg.MaxDeliveries, "sync_token_set", cfg.SyncToken != "",
+		"cors_allowed_origins", cfg.CORSAllowedOrigins, "log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
+	if cfg.SyncToken == "" {
+		log.Warn("the internal endpoint /internal/ is off: SYNC_TOKEN is not set, so every call is answered 401")
 	}
 }

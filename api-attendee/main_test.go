@@ -18,6 +18,7 @@ import (
 
 	"conferencego/api-attendee/internal/postgres/pgtest"
 	"conferencego/api-attendee/internal/redisstream/redistest"
+	"conferencego/service/envconf"
 )
 
 func freeAddr(t *testing.T) string {
@@ -231,7 +232,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			if err == nil {
 				t.Fatal("run accepted the configuration")
 			}
-			var cerr configError
+			var cerr envconf.Problems
 			if !errors.As(err, &cerr) {
 				t.Errorf("error is a %T, not a configError: %v", err, err)
 			}

@@ -65,3 +65,7 @@ replace conferencego/syncer => ../syncer
 replace conferencego/pgschema => ../pgschema
 
 replace conferencego/httpedge => ../httpedge
+
+require conferencego/service v0.0.0
+
+replace conferencego/service => ../service

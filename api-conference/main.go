@@ -4,23 +4,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"net"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/uptrace/bun"
 
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/api-conference/internal/server"
 	"conferencego/httpedge"
+	"conferencego/pgschema"
+	"conferencego/service/process"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish on SIGTERM.
@@ -32,49 +26,28 @@ const pruneInterval = time.Minute
 // connectTimeout bounds how long start-up waits for the database before giving up.
 const connectTimeout = 15 * time.Second
 
-func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "api-conference:", err)
-		os.Exit(1)
-	}
-}
+func main() { process.Main("api-conference", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 1 {
-		return fmt.Errorf("takes no arguments (got %q); it is configured by environment variables", args[1:])
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	return process.Run(ctx, args, getenv, stdout, loadConfig, serve)
+}
 
-	cfg, err := loadConfig(getenv, isTerminal(stdout))
-	if err != nil {
-		return err
-	}
-	log := newLogger(stdout, cfg)
+// serve migrates the conference schema, prunes the outbox and the tombstones in the
+// background when they are kept for a while, and serves the API until ctx ends.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting api-conference",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "outbox_retention", cfg.OutboxRetention.String(),
 		"tombstone_retention", cfg.TombstoneRetention.String(),
 		"log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
-
-	db, err := connect(ctx, cfg.DatabaseURL)
+	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout, postgres.Migrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := postgres.Migrate(ctx, db, postgres.Schema); err != nil {
-		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(db.DB, "conference"),
-	)
 	app := server.New(log, postgres.NewStore(db), server.Options{
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		Registry:           reg,
+		Registry:           process.NewRegistry(collectors.NewDBStatsCollector(db.DB, "conference")),
 	})
 
 	pruneCtx, stopPruning := context.WithCancel(ctx)
@@ -86,52 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}.Run(pruneCtx)
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %w", err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(httpedge.Lingering(ln)) }()
-	log.Info("api-conference is serving", "addr", ln.Addr().String())
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", shutdownTimeout)
-	if err := app.ShutdownWithTimeout(shutdownTimeout); err != nil {
-		return fmt.Errorf("shut down http server: %w", err)
+	if err := httpedge.Serve(ctx, log, app, cfg.HTTPAddr, shutdownTimeout); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// connect opens the database, retrying for a while so that a database that is still starting
-// does not fail the service, and naming the variable when it gives up.
-func connect(ctx context.Context, dsn string) (*bun.DB, error) {
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	wait := 100 * time.Millisecond
-	for {
-		db, err := postgres.Open(ctx, dsn, postgres.Schema)
-		if err == nil {
-			return db, nil
-		}
-		// The server answered and said no (no such database, bad password): waiting won't help.
-		// 57P03 is "the database system is starting up", which will.
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code != "57P03" {
-			return nil, fmt.Errorf("DATABASE_URL: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(context.Cause(ctx), context.Canceled) {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("DATABASE_URL: cannot reach the database within %s: %w", connectTimeout, err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
 }

@@ -17,6 +17,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"conferencego/api-conference/internal/postgres/pgtest"
+	"conferencego/service/envconf"
 )
 
 func freeAddr(t *testing.T) string {
@@ -206,7 +207,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			if err == nil {
 				t.Fatal("run accepted the configuration")
 			}
-			var cerr configError
+			var cerr envconf.Problems
 			if !errors.As(err, &cerr) {
 				t.Errorf("error is a %T, not a configError: %v", err, err)
 			}

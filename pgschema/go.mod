@@ -21,3 +21,7 @@ require (
 	golang.org/x/sys v0.41.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
+
+require conferencego/service v0.0.0
+
+replace conferencego/service => ../service

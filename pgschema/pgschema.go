@@ -1,7 +1,9 @@
 // Package pgschema gives a service its own Postgres schema through bun: a connection whose
 // search_path is that schema, migrations applied from embedded SQL under an advisory lock, and
-// the test that tells a failure of the database from a failure of the request. Each service
-// keeps its migrations, its store and the translation of constraint errors into its domain's.
+// the test that tells a failure of the database from a failure of the request, the
+// translation of driver errors into the domain's kinds (conferencego/service/domainerr), and
+// a connect that waits for a database still starting. Each service keeps its migrations, its
+// store and the messages of its own constraints.
 package pgschema
 
 import (

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"conferencego/service/envconf"
+	"conferencego/service/logging"
 
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/internal/poller"
@@ -42,125 +38,76 @@ type config struct {
 	AttendeeURL       string
 	Token             string
 	Pprof             bool // SYNC_PPROF=on serves /debug/pprof on HTTP_ADDR
-	LogLevel          slog.Level
-	LogFormat         string
+	logging.Config
 }
 
-// configError lists every bad variable at once, on one line.
-type configError []string
+// minInterval is the shortest poll, reconcile or wait the syncer accepts: shorter would only
+// spin.
+const minInterval = 10 * time.Millisecond
 
-func (e configError) Error() string { return "configuration: " + strings.Join(e, "; ") }
-
+// loadConfig reads and checks the environment, and names every bad variable at once: the
+// mode, what that mode talks to, and the loop's intervals. logToTerminal picks the default log
+// format.
 func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) {
-	var problems configError
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
+	e, get := envconf.New(getenv)
+	database := get("DATABASE_URL", envconf.DefaultDatabaseURL)
+	conferenceURL, attendeeURL := get("CONFERENCE_URL", "http://localhost:8000"), get("ATTENDEE_URL", "http://localhost:8001")
 	cfg := config{
-		HTTPAddr:      get("HTTP_ADDR", ":8002"),
-		Mode:          strings.ToLower(get("SYNC_MODE", modePush)),
-		DatabaseURL:   get("DATABASE_URL", "postgres://postgres@localhost:5432/conferencego?sslmode=disable"),
-		RedisURL:      get("REDIS_URL", "redis://localhost:6379/0"),
-		RedisMode:     strings.ToLower(get("REDIS_MODE", redisconn.ModeStandalone)),
-		Stream:        get("SYNC_STREAM", changeevent.DefaultStream),
-		ConferenceURL: strings.TrimRight(get("CONFERENCE_URL", "http://localhost:8000"), "/"),
-		AttendeeURL:   strings.TrimRight(get("ATTENDEE_URL", "http://localhost:8001"), "/"),
-		Token:         getenv("SYNC_TOKEN"),
-	}
-	if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
-		bad("HTTP_ADDR=%q: want host:port or :port", cfg.HTTPAddr)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad("HTTP_ADDR=%q: port is not a number from 0 to 65535", cfg.HTTPAddr)
+		HTTPAddr:          e.ListenAddr(get("HTTP_ADDR", ":8002")),
+		Config:            e.Logging(get("LOG_LEVEL", "info"), get("LOG_FORMAT", logging.DefaultFormat(logToTerminal))),
+		Mode:              e.Choice(get("SYNC_MODE", modePush), modePush, modePull),
+		DatabaseURL:       database.Value,
+		RedisURL:          get("REDIS_URL", "redis://localhost:6379/0").Value,
+		RedisMode:         strings.ToLower(get("REDIS_MODE", redisconn.ModeStandalone).Value),
+		Stream:            get("SYNC_STREAM", changeevent.DefaultStream).Value,
+		WaitTimeout:       e.Duration(get("SYNC_WAIT_TIMEOUT", "1s"), minInterval, "1s"),
+		PollInterval:      e.Duration(get("SYNC_POLL_INTERVAL", "5s"), minInterval, "5s"),
+		ReconcileInterval: e.DurationOrOff(get("SYNC_RECONCILE_INTERVAL", "1h"), minInterval, "1h"),
+		ConferenceURL:     strings.TrimRight(conferenceURL.Value, "/"),
+		AttendeeURL:       strings.TrimRight(attendeeURL.Value, "/"),
+		Token:             getenv("SYNC_TOKEN"),
 	}
 	switch cfg.Mode {
 	case modePush:
-		if _, err := pgx.ParseConfig(cfg.DatabaseURL); err != nil {
-			bad("DATABASE_URL: not a Postgres URL: %v", err)
-		}
+		e.PostgresURL(database)
 		if err := cfg.redis().Validate(); err != nil {
-			bad("%v", err)
+			e.Bad("%v", err)
 		}
 	case modePull:
 		if cfg.Token == "" {
-			bad("SYNC_TOKEN: pull mode needs it to call api-attendee's internal endpoint")
+			e.Bad("SYNC_TOKEN: pull mode needs it to call api-attendee's internal endpoint")
 		}
-	default:
-		bad("SYNC_MODE=%q: want push or pull", cfg.Mode)
 	}
 	if cfg.Stream == "" || strings.ContainsAny(cfg.Stream, " \t\r\n") || len(cfg.Stream) > 200 {
-		bad("SYNC_STREAM=%q: want a stream name without spaces", cfg.Stream)
+		e.Bad("SYNC_STREAM=%q: want a stream name without spaces", cfg.Stream)
 	} else if err := redisconn.ValidateStream(cfg.Stream); err != nil {
-		bad("SYNC_STREAM=%q: %v", cfg.Stream, err)
+		e.Bad("SYNC_STREAM=%q: %v", cfg.Stream, err)
 	}
+	loadRelay(e, get, &cfg)
+	if cfg.PullMode = strings.ToLower(get("SYNC_PULL", poller.ModeFeed).Value); cfg.PullMode != poller.ModeFeed && cfg.PullMode != poller.ModeList {
+		e.Bad("SYNC_PULL=%q: want feed (follow the change feed) or list (poll the whole list, the seed's way)", cfg.PullMode)
+	}
+	for _, v := range []envconf.Var{conferenceURL, attendeeURL} {
+		if p, err := url.Parse(strings.TrimRight(v.Value, "/")); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			e.Bad("%s=%q: want an http(s) URL like http://localhost:8000", v.Name, strings.TrimRight(v.Value, "/"))
+		}
+	}
+	cfg.Pprof = e.Choice(get("SYNC_PPROF", "off"), "on", "off") == "on"
+	return envconf.Result(e, cfg)
+}
+
+// loadRelay reads the push relay's stream length and replication wait.
+func loadRelay(e *envconf.Env, get func(name, def string) envconf.Var, cfg *config) {
 	maxLen := get("SYNC_STREAM_MAXLEN", "1000000")
-	n, err := strconv.ParseInt(maxLen, 10, 64)
+	n, err := strconv.ParseInt(maxLen.Value, 10, 64)
 	if err != nil || n < 1000 {
-		bad("SYNC_STREAM_MAXLEN=%q: want a whole number of at least 1000", maxLen)
+		e.Bad("SYNC_STREAM_MAXLEN=%q: want a whole number of at least 1000", maxLen.Value)
 	}
 	cfg.StreamMaxLen = n
 	waitReplicas := get("SYNC_WAIT_REPLICAS", "0")
-	if cfg.WaitReplicas, err = strconv.Atoi(waitReplicas); err != nil || cfg.WaitReplicas < 0 || cfg.WaitReplicas > 100 {
-		bad("SYNC_WAIT_REPLICAS=%q: want how many Redis replicas must hold a batch before its outbox rows go, 0 (off) to 100", waitReplicas)
+	if cfg.WaitReplicas, err = strconv.Atoi(waitReplicas.Value); err != nil || cfg.WaitReplicas < 0 || cfg.WaitReplicas > 100 {
+		e.Bad("SYNC_WAIT_REPLICAS=%q: want how many Redis replicas must hold a batch before its outbox rows go, 0 (off) to 100", waitReplicas.Value)
 	}
-	if cfg.WaitTimeout, err = parseDuration(get("SYNC_WAIT_TIMEOUT", "1s"), false); err != nil {
-		bad("SYNC_WAIT_TIMEOUT: %v", err)
-	}
-	cfg.PullMode = strings.ToLower(get("SYNC_PULL", poller.ModeFeed))
-	if cfg.PullMode != poller.ModeFeed && cfg.PullMode != poller.ModeList {
-		bad("SYNC_PULL=%q: want feed (follow the change feed) or list (poll the whole list, the seed's way)", cfg.PullMode)
-	}
-	if cfg.PollInterval, err = parseDuration(get("SYNC_POLL_INTERVAL", "5s"), false); err != nil {
-		bad("SYNC_POLL_INTERVAL: %v", err)
-	}
-	if cfg.ReconcileInterval, err = parseDuration(get("SYNC_RECONCILE_INTERVAL", "1h"), true); err != nil {
-		bad("SYNC_RECONCILE_INTERVAL: %v", err)
-	}
-	for name, u := range map[string]string{"CONFERENCE_URL": cfg.ConferenceURL, "ATTENDEE_URL": cfg.AttendeeURL} {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			bad("%s=%q: want an http(s) URL like http://localhost:8000", name, u)
-		}
-	}
-	switch pprofSetting := strings.ToLower(get("SYNC_PPROF", "off")); pprofSetting {
-	case "on":
-		cfg.Pprof = true
-	case "off":
-	default:
-		bad("SYNC_PPROF=%q: want on or off", pprofSetting)
-	}
-	level := get("LOG_LEVEL", "info")
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		bad("LOG_LEVEL=%q: want debug, info, warn or error", level)
-	}
-	defFormat := "json"
-	if logToTerminal {
-		defFormat = "text"
-	}
-	if cfg.LogFormat = strings.ToLower(get("LOG_FORMAT", defFormat)); cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		bad("LOG_FORMAT=%q: want text or json", cfg.LogFormat)
-	}
-	if len(problems) > 0 {
-		return config{}, problems
-	}
-	return cfg, nil
-}
-
-// parseDuration reads a Go duration of at least 10ms; with offOK, "off" or "0" mean zero.
-func parseDuration(s string, offOK bool) (time.Duration, error) {
-	if offOK && (s == "off" || s == "0") {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 5s or 500ms", s)
-	}
-	if d < 10*time.Millisecond {
-		return 0, fmt.Errorf("%q is below 10ms", s)
-	}
-	return d, nil
 }
 
 // redis is the Redis part of the configuration.
@@ -169,20 +116,3 @@ func (c config) redis() redisconn.Config { return redisconn.Config{Mode: c.Redis
 // redactURL hides the passwords of a URL for logging: the userinfo's and a password=
 // parameter's, where a Sentinel REDIS_URL keeps the primary's and a DATABASE_URL may keep one.
 func redactURL(raw string) string { return redisconn.Redacted(raw) }
-
-func newLogger(w io.Writer, cfg config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}

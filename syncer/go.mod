@@ -27,3 +27,7 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+require conferencego/service v0.0.0
+
+replace conferencego/service => ../service

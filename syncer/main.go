@@ -13,18 +13,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"conferencego/service/process"
 	"conferencego/syncer/internal/poller"
 	"conferencego/syncer/internal/reconcile"
 	"conferencego/syncer/internal/relay"
@@ -40,24 +37,15 @@ const (
 	shutdownTimeout = 10 * time.Second
 )
 
-func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "syncer:", err)
-		os.Exit(1)
-	}
-}
+func main() { process.Main("syncer", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 1 {
-		return fmt.Errorf("takes no arguments (got %q); it is configured by environment variables", args[1:])
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := loadConfig(getenv, isTerminal(stdout))
-	if err != nil {
-		return err
-	}
-	log := newLogger(stdout, cfg)
+	return process.Run(ctx, args, getenv, stdout, loadConfig, serve)
+}
+
+// serve builds the mode's loop (buildPush or buildPull), serves /healthz, /readyz and
+// /metrics, and runs the loop until ctx ends or either fails.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	tokenState := "unset"
 	if cfg.Token != "" {
 		tokenState = "set"
@@ -68,8 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", redactURL(cfg.ConferenceURL),
 		"attendee_url", redactURL(cfg.AttendeeURL), "sync_token", tokenState, "pprof", cfg.Pprof, "log_level", cfg.LogLevel.String())
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := process.NewRegistry()
 	client := &http.Client{Timeout: 30 * time.Second}
 
 	guard := reconcile.NewGuard(reg)

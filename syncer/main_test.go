@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"conferencego/service/envconf"
 	"conferencego/syncer/redisconn"
 )
 
@@ -188,7 +189,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			err := run(context.Background(), nil, func(k string) string { return tt.env[k] }, io.Discard)
-			var cerr configError
+			var cerr envconf.Problems
 			if !errors.As(err, &cerr) {
 				t.Fatalf("run = %v, want a configuration error", err)
 			}
@@ -218,11 +219,12 @@ func TestUnreachableRedisNamesTheVariable(t *testing.T) {
 func TestDurations(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]time.Duration{"off": 0, "0": 0, "250ms": 250 * time.Millisecond, "1m": time.Minute} {
-		if got, err := parseDuration(in, true); err != nil || got != want {
-			t.Errorf("parseDuration(%q) = %v, %v", in, got, err)
+		cfg, err := loadConfig(func(k string) string { return map[string]string{"SYNC_RECONCILE_INTERVAL": in}[k] }, false)
+		if err != nil || cfg.ReconcileInterval != want {
+			t.Errorf("SYNC_RECONCILE_INTERVAL=%q: %v, %v", in, cfg.ReconcileInterval, err)
 		}
 	}
-	if _, err := parseDuration("off", false); err == nil {
+	if _, err := loadConfig(func(k string) string { return map[string]string{"SYNC_POLL_INTERVAL": "off"}[k] }, false); err == nil {
 		t.Error("off accepted where a duration is required")
 	}
 }

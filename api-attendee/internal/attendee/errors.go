@@ -5,61 +5,30 @@
 package attendee
 
 import (
-	"errors"
 	"fmt"
-	"strings"
+
+	"conferencego/service/domainerr"
 )
 
-// The kinds of failure every layer reports; server maps each to one HTTP status.
+// The attendee context fails in the kinds both services share (domainerr), re-exported here
+// so that this package's callers need no other import; server maps each to one HTTP status.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid")
-	// ErrUnavailable is a failure of a dependency (the database went away mid-request): not
-	// the client's fault, and worth retrying.
-	ErrUnavailable = errors.New("temporarily unavailable")
+	ErrNotFound    = domainerr.ErrNotFound    // no such attendee, or conference in the copy
+	ErrConflict    = domainerr.ErrConflict    // the conference is full, the e-mail registered
+	ErrInvalid     = domainerr.ErrInvalid     // an input breaks a rule (see ValidationError)
+	ErrUnavailable = domainerr.ErrUnavailable // the database failed, not the request
 	// ErrSourceMismatch is a hand-over from another source than the one the copy is made
 	// from. It is a conflict: the state of the copy, not the request, is what refuses it.
 	ErrSourceMismatch = fmt.Errorf("%w: another source", ErrConflict)
 )
 
-// FieldError says what is wrong with one input field.
-type FieldError struct {
-	Field   string
-	Message string
-}
-
-// ValidationError lists every problem of one input at once, so a client can fix them together.
-// It matches ErrInvalid with errors.Is.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-// Add records a problem with field.
-func (v *ValidationError) Add(field, message string) {
-	v.Fields = append(v.Fields, FieldError{Field: field, Message: message})
-}
-
-// Err returns v as an error, or nil when it holds no problem.
-func (v *ValidationError) Err() error {
-	if v == nil || len(v.Fields) == 0 {
-		return nil
-	}
-	return v
-}
-
-func (v *ValidationError) Error() string {
-	parts := make([]string, len(v.Fields))
-	for i, f := range v.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
-
-// Is makes errors.Is(err, ErrInvalid) true for a ValidationError.
-func (v *ValidationError) Is(target error) bool { return target == ErrInvalid }
+type (
+	// FieldError says what is wrong with one input field.
+	FieldError = domainerr.FieldError
+	// ValidationError lists every problem of one input at once, so a client can fix them
+	// together. It matches ErrInvalid with errors.Is.
+	ValidationError = domainerr.ValidationError
+)
 
 // Invalid returns a ValidationError for a single field.
-func Invalid(field, message string) error {
-	return &ValidationError{Fields: []FieldError{{Field: field, Message: message}}}
-}
+var Invalid = domainerr.Invalid

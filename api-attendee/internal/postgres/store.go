@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,10 +9,12 @@ import (
 	"github.com/uptrace/bun"
 
 	"conferencego/api-attendee/internal/attendee"
+	"conferencego/pgschema"
 	"conferencego/syncer/changeevent"
 )
 
-// Store reads and writes the attendee context. It works on a *bun.DB or inside a bun.Tx.
+// Store reads and writes the attendee context. It works on a *bun.DB or inside a bun.Tx;
+// Ping and inTx are pgschema's, which both services' stores share.
 type Store struct {
 	db bun.IDB
 }
@@ -21,25 +22,12 @@ type Store struct {
 // NewStore returns a Store over db.
 func NewStore(db bun.IDB) *Store { return &Store{db: db} }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.db.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
-		return fmt.Errorf("ping database: %w", err)
-	}
-	return nil
-}
+// Ping is /readyz's question to the database.
+func (s *Store) Ping(ctx context.Context) error { return pgschema.Ping(ctx, s.db) }
 
-// inTx runs fn in a transaction. RunInTx returns the errors of BEGIN and COMMIT as the
-// driver gave them (a backend terminated between statements fails there, 57P01), so they are
-// translated here like every other statement's, and answer 503 rather than 500.
+// inTx is pgschema.InTx with this schema's translate.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	err := s.db.RunInTx(ctx, nil, fn)
-	if err == nil || errors.Is(err, attendee.ErrNotFound) || errors.Is(err, attendee.ErrConflict) ||
-		errors.Is(err, attendee.ErrInvalid) || errors.Is(err, attendee.ErrUnavailable) {
-		return err
-	}
-	return translate(err)
+	return pgschema.InTx(ctx, s.db, translate, fn)
 }
 
 // applyChunk bounds the rows of one INSERT statement, so that a large snapshot does not

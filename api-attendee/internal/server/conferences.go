@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -41,18 +42,12 @@ func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handle
 
 // handleGetConference answers 404 for a tombstone too: to a client, a deleted conference is gone.
 func handleGetConference(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "conference")
-		if err != nil {
-			return err
+	get := func(ctx context.Context, id int64) (attendee.ConferenceVO, error) {
+		cf, err := store.GetConferenceVO(ctx, id)
+		if err == nil && cf.Deleted {
+			err = fmt.Errorf("conference %d has been deleted: %w", id, attendee.ErrNotFound)
 		}
-		cf, err := store.GetConferenceVO(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		if cf.Deleted {
-			return fmt.Errorf("conference %d has been deleted: %w", id, attendee.ErrNotFound)
-		}
-		return c.JSON(toConferenceVO(cf))
+		return cf, err
 	}
+	return httpedge.ByID("conference", get, func(cf attendee.ConferenceVO) any { return toConferenceVO(cf) })
 }

@@ -6,12 +6,9 @@ import (
 	"conferencego/httpedge/edgetest"
 )
 
-// TestOpenAPI holds api-attendee to its document; the check refuses what the document does not allow.
-func TestOpenAPI(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	edgetest.CheckService(t, edgetest.Service{
-		Document: "openapi.json", App: f.app, Base: f.base,
+// openAPI is what api-attendee's document must show and refuse, against the fixture's app and server.
+func openAPI(f fixture) edgetest.Service {
+	return edgetest.Service{
 		DocsShow: []string{"<h1>api-attendee", "/api/conferences/{id}/attendees/", "/internal/changes", "Requires the <code>Authorization</code> header", "application/problem+json", `id="schema-Problem"`},
 		Refusals: []edgetest.Refusal{
 			{Name: "a body missing required fields", Method: "GET", Path: "/api/attendees/1/", Answer: edgetest.JSON(200, `{"id": 1}`)},
@@ -23,5 +20,12 @@ func TestOpenAPI(t *testing.T) {
 			{Name: "an unknown method that does not answer 405", Method: "PATCH", Path: "/api/attendees/1/", Answer: edgetest.Problem(404)},
 			{Name: "a time that is not RFC 3339", Method: "GET", Path: "/internal/source", Answer: edgetest.JSON(200, `{"source":"s","bound_at":"yesterday"}`)},
 		},
-	})
+		Document: "openapi.json", App: f.app, Base: f.base,
+	}
+}
+
+// TestOpenAPI holds api-attendee to its document; the check refuses what the document does not allow.
+func TestOpenAPI(t *testing.T) {
+	t.Parallel()
+	edgetest.CheckService(t, openAPI(setup(t)))
 }

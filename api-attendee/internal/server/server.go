@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -37,16 +38,12 @@ type Options struct {
 
 // New returns the app serving every route of api-attendee.
 func New(log *slog.Logger, store *postgres.Store, opts Options) *fiber.App {
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
+	opts.Registry = cmp.Or(opts.Registry, prometheus.NewRegistry())
 	app := httpedge.NewApp(log, httpedge.Config{
-		AppName:   "api-attendee",
-		Translate: toProblem,
+		AppName: "api-attendee", Translate: toProblem, Registry: opts.Registry,
 		// The server reads bodies up to the internal endpoint's limit; the public routes
 		// refuse anything over BodyLimit themselves (httpedge.LimitBody).
 		BodyLimit:          InternalBodyLimit,
-		Registry:           opts.Registry,
 		CORSAllowedOrigins: opts.CORSAllowedOrigins,
 		CORSAllowHeaders:   []string{"Content-Type", "Authorization"},
 		CORSExposeHeaders:  []string{"Location"},

@@ -5,59 +5,32 @@ package conference
 
 import (
 	"errors"
-	"strings"
+
+	"conferencego/service/domainerr"
 )
 
-// The kinds of failure every layer reports; server maps each to one HTTP status.
+// The kinds of failure every layer reports; server maps each to one HTTP status. The first
+// four are the kinds both services share (domainerr), so that the postgres and HTTP edges
+// common to both test the same values.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid")
-	// ErrUnavailable is a failure of a dependency (the database went away mid-request): not
-	// the client's fault, and worth retrying.
-	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrNotFound: no such state, location, conference or presentation.
+	ErrNotFound = domainerr.ErrNotFound
+	// ErrConflict: what is stored refuses the change (a location that still has conferences).
+	ErrConflict = domainerr.ErrConflict
+	// ErrInvalid: the input breaks a rule; a ValidationError says which fields.
+	ErrInvalid = domainerr.ErrInvalid
+	// ErrUnavailable: the database failed, not the request; worth retrying.
+	ErrUnavailable = domainerr.ErrUnavailable
 	// ErrGone is a change-feed cursor older than the history the source still keeps: the
 	// client must list the state again and follow the feed from that listing's cursor.
 	ErrGone = errors.New("gone")
 )
 
 // FieldError says what is wrong with one input field.
-type FieldError struct {
-	Field   string
-	Message string
-}
+type FieldError = domainerr.FieldError
 
-// ValidationError lists every problem of one input at once, so a client can fix them together.
-// It matches ErrInvalid with errors.Is.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-// Add records a problem with field.
-func (v *ValidationError) Add(field, message string) {
-	v.Fields = append(v.Fields, FieldError{Field: field, Message: message})
-}
-
-// Err returns v as an error, or nil when it holds no problem.
-func (v *ValidationError) Err() error {
-	if v == nil || len(v.Fields) == 0 {
-		return nil
-	}
-	return v
-}
-
-func (v *ValidationError) Error() string {
-	parts := make([]string, len(v.Fields))
-	for i, f := range v.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
-
-// Is makes errors.Is(err, ErrInvalid) true for a ValidationError.
-func (v *ValidationError) Is(target error) bool { return target == ErrInvalid }
+// ValidationError lists every problem of one input at once; it matches ErrInvalid.
+type ValidationError = domainerr.ValidationError
 
 // Invalid returns a ValidationError for a single field.
-func Invalid(field, message string) error {
-	return &ValidationError{Fields: []FieldError{{Field: field, Message: message}}}
-}
+func Invalid(field, message string) error { return domainerr.Invalid(field, message) }

@@ -5,15 +5,10 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"embed"
-	"errors"
-	"fmt"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
-	"conferencego/api-conference/internal/conference"
 	"conferencego/pgschema"
 )
 
@@ -35,27 +30,6 @@ func Migrate(ctx context.Context, db *bun.DB, schema string) error {
 	return pgschema.Migrate(ctx, db, schema, migrationFiles)
 }
 
-// translate turns driver errors into the domain's. Constraint and data errors are the
-// client's fault when they reach here (validation should have caught them first), so they
-// become ErrConflict or ErrInvalid rather than a 500.
-func translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return conference.ErrNotFound
-	}
-	if pgschema.Unavailable(err) {
-		return fmt.Errorf("%w: %w", conference.ErrUnavailable, err)
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "23505", pgErr.Code == "23503":
-			return fmt.Errorf("%w: %s", conference.ErrConflict, pgErr.Message)
-		case pgErr.Code == "23514", pgErr.Code == "23502", pgErr.Code[:2] == "22":
-			return fmt.Errorf("%w: %s", conference.ErrInvalid, pgErr.Message)
-		}
-	}
-	return err
-}
+// translate is where driver errors stop: the kinds it returns are the conference package's,
+// which re-exports them, and no constraint here needs a message of its own.
+func translate(err error) error { return pgschema.Translate(err) }

@@ -9,35 +9,21 @@ import (
 	"github.com/uptrace/bun"
 
 	"conferencego/api-conference/internal/conference"
+	"conferencego/pgschema"
 )
 
 // Store reads and writes the conference context. It works on a *bun.DB or inside a bun.Tx.
-type Store struct {
-	db bun.IDB
-}
+type Store struct{ db bun.IDB }
 
 // NewStore returns a Store over db.
 func NewStore(db bun.IDB) *Store { return &Store{db: db} }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.db.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
-		return fmt.Errorf("ping database: %w", err)
-	}
-	return nil
-}
+// Ping checks that the database answers, for /readyz.
+func (s *Store) Ping(ctx context.Context) error { return pgschema.Ping(ctx, s.db) }
 
-// inTx runs fn in a transaction. RunInTx returns the errors of BEGIN and COMMIT as the
-// driver gave them (a backend terminated between statements fails there, 57P01), so they are
-// translated here like every other statement's, and answer 503 rather than 500.
+// inTx runs fn in a transaction, translating what BEGIN and COMMIT fail with too.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	err := s.db.RunInTx(ctx, nil, fn)
-	if err == nil || errors.Is(err, conference.ErrNotFound) || errors.Is(err, conference.ErrConflict) ||
-		errors.Is(err, conference.ErrInvalid) || errors.Is(err, conference.ErrUnavailable) {
-		return err
-	}
-	return translate(err)
+	return pgschema.InTx(ctx, s.db, translate, fn)
 }
 
 // ListStates returns every state, by name.

@@ -154,17 +154,9 @@ func handleCreateConference(store *postgres.Store) fiber.Handler {
 }
 
 func handleGetConference(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "conference")
-		if err != nil {
-			return err
-		}
-		cf, err := store.GetConference(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		return c.JSON(conferenceEnvelope{Conference: toConferenceDetail(cf)})
-	}
+	return httpedge.ByID("conference", store.GetConference, func(cf conference.Conference) any {
+		return conferenceEnvelope{Conference: toConferenceDetail(cf)}
+	})
 }
 
 func handleUpdateConference(store *postgres.Store) fiber.Handler {

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -27,19 +28,13 @@ type Options struct {
 
 // New returns the app serving every route of api-conference.
 func New(log *slog.Logger, store *postgres.Store, opts Options) *fiber.App {
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
+	reg := cmp.Or(opts.Registry, prometheus.NewRegistry())
 	app := httpedge.NewApp(log, httpedge.Config{
-		AppName:            "api-conference",
-		BodyLimit:          BodyLimit,
-		Translate:          toProblem,
-		Registry:           opts.Registry,
-		CORSAllowedOrigins: opts.CORSAllowedOrigins,
+		AppName: "api-conference", BodyLimit: BodyLimit, Translate: toProblem, Registry: reg,
 		// If-None-Match and ETag for the conference list's conditional GET, Link for its pages.
-		CORSAllowHeaders:  []string{"Content-Type", "Authorization", "If-None-Match"},
+		CORSAllowedOrigins: opts.CORSAllowedOrigins, CORSAllowHeaders: []string{"Content-Type", "Authorization", "If-None-Match"},
 		CORSExposeHeaders: []string{"ETag", "Link", "Location"},
 	})
-	routes(app, log, store, opts.Registry)
+	routes(app, log, store, reg)
 	return app
 }

@@ -27,20 +27,9 @@ func NewSchema(tb testing.TB) (*bun.DB, string) {
 	return sharedpgtest.NewSchema(tb, postgres.Migrate)
 }
 
-// NewDatabase creates an empty database for tb and returns its URL.
-func NewDatabase(tb testing.TB) string {
-	tb.Helper()
-	return sharedpgtest.NewDatabase(tb)
-}
-
-// AdminURL is the URL of the test server's maintenance database.
-func AdminURL() string { return sharedpgtest.AdminURL() }
-
-// URLFor returns AdminURL pointed at database name.
-func URLFor(tb testing.TB, name string) string {
-	tb.Helper()
-	return sharedpgtest.URLFor(tb, name)
-}
+// NewDatabase, AdminURL and URLFor are the shared harness's (an empty database, the server's
+// maintenance database, and a database's URL), named here so that a test imports one pgtest.
+var NewDatabase, AdminURL, URLFor = sharedpgtest.NewDatabase, sharedpgtest.AdminURL, sharedpgtest.URLFor
 
 // Created returns a valid created (version 1) or updated event of conference id.
 func Created(id, version int64, name string, maxAttendees int) changeevent.Event {

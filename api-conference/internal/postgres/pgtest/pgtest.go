@@ -25,20 +25,9 @@ func NewSchema(tb testing.TB) (*bun.DB, string) {
 	return sharedpgtest.NewSchema(tb, postgres.Migrate)
 }
 
-// NewDatabase creates an empty database for tb and returns its URL.
-func NewDatabase(tb testing.TB) string {
-	tb.Helper()
-	return sharedpgtest.NewDatabase(tb)
-}
-
-// AdminURL is the URL of the test server's maintenance database.
-func AdminURL() string { return sharedpgtest.AdminURL() }
-
-// URLFor returns AdminURL pointed at database name.
-func URLFor(tb testing.TB, name string) string {
-	tb.Helper()
-	return sharedpgtest.URLFor(tb, name)
-}
+// NewDatabase, AdminURL and URLFor are the shared harness's (an empty database, the server's
+// maintenance database, and a database's URL), named here so that a test imports one pgtest.
+var NewDatabase, AdminURL, URLFor = sharedpgtest.NewDatabase, sharedpgtest.AdminURL, sharedpgtest.URLFor
 
 // MustCreateLocation stores a valid location in state TX and returns it.
 func MustCreateLocation(tb testing.TB, store *postgres.Store) conference.Location {
