@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.DB, "attendee"),
 	)
-	opts := server.Options{CORSAllowedOrigins: cfg.CORSAllowedOrigins, Registry: reg, SyncToken: cfg.SyncToken}
+	opts := server.Options{CORSAllowedOrigins: cfg.CORSAllowedOrigins, Registry: reg, SyncToken: cfg.SyncToken, SyncMode: cfg.SyncMode}
 
 	var consumer *redisstream.Consumer
 	if cfg.SyncMode == "push" {
