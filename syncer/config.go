@@ -41,7 +41,8 @@ type config struct {
 	ConferenceURL     string
 	AttendeeURL       string
 	Token             string
-	Pprof             bool // SYNC_PPROF=on serves /debug/pprof on HTTP_ADDR
+	Pprof             bool     // SYNC_PPROF=on serves /debug/pprof on HTTP_ADDR
+	CORSOrigins       []string // CORS_ALLOWED_ORIGINS: the pages that may read /status (status.go)
 	LogLevel          slog.Level
 	LogFormat         string
 }
@@ -123,6 +124,9 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			bad("%s=%q: want an http(s) URL like http://localhost:8000", name, u)
 		}
+	}
+	if cfg.CORSOrigins, err = parseOrigins(get("CORS_ALLOWED_ORIGINS", defaultCORSOrigins)); err != nil {
+		bad("CORS_ALLOWED_ORIGINS: %v", err)
 	}
 	switch pprofSetting := strings.ToLower(get("SYNC_PPROF", "off")); pprofSetting {
 	case "on":
