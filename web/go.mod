@@ -1,0 +1,3 @@
+module conferencego/web
+
+go 1.26.8
