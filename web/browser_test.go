@@ -224,3 +224,4 @@ func chromedpClick(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.CSS(sel))
 }
 func evaluate[T any](js string) chromedp.Action[T] { return chromedp.Evaluate[T](js) }
+func fullScreenshot() chromedp.Action[[]byte] { return chromedp.FullScreenshot(100) }
