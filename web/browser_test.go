@@ -144,7 +144,7 @@ func (p *page) expectDown(base string) {
 	p.down = append(p.down, base)
 }
 
-// checkClean fails the test with every problem recorded so far.
+// checkClean fails the test with every problem recorded since the last check.
 func (p *page) checkClean() {
 	p.t.Helper()
 	p.mu.Lock()
@@ -152,6 +152,7 @@ func (p *page) checkClean() {
 	for _, pr := range p.problems {
 		p.t.Error(pr)
 	}
+	p.problems = nil // reported once
 }
 
 // do runs actions within waitFor; on failure it names what was being done.
@@ -224,4 +225,4 @@ func chromedpClick(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Click(chromedp.CSS(sel))
 }
 func evaluate[T any](js string) chromedp.Action[T] { return chromedp.Evaluate[T](js) }
-func fullScreenshot() chromedp.Action[[]byte] { return chromedp.FullScreenshot(100) }
+func fullScreenshot() chromedp.Action[[]byte]      { return chromedp.FullScreenshot(100) }

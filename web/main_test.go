@@ -90,6 +90,9 @@ func TestHandlerServesThePageItsConfigAndHealth(t *testing.T) {
 			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
 	}
+	if resp, _ := get("/favicon.ico"); resp.StatusCode != 204 {
+		t.Errorf("GET /favicon.ico: %d, want 204", resp.StatusCode)
+	}
 	if resp, _ := get("/nothing"); resp.StatusCode != 404 {
 		t.Errorf("GET /nothing: %d", resp.StatusCode)
 	}

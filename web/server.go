@@ -39,6 +39,9 @@ func newHandler(log *slog.Logger, cfg config) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, pc)
 	})
+	// The page names no icon (index.html says href="data:,"), but browsers ask for one on
+	// any other document: an empty answer rather than a 404 in every console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.Handle("GET /", http.FileServerFS(files))
 	csp := strings.Join([]string{
 		"default-src 'self'",
