@@ -108,10 +108,15 @@ func (p *page) listen(ev any) {
 	}
 }
 
-// expectedRefusal is the one kind of error answer the test provokes: registrations refused
-// with 409 (duplicate, full, deleted), which the page must show.
+// expectedRefusal are the error answers the test provokes, which the page must show:
+// registrations refused with 409 (duplicate, full, deleted), and the 409 for deleting a
+// location that still has a conference.
 func expectedRefusal(req *network.Request, status int64) bool {
-	return req != nil && req.Method == "POST" && strings.HasSuffix(req.URL, "/api/attendees/") && status == 409
+	if req == nil || status != 409 {
+		return false
+	}
+	return (req.Method == "POST" && strings.HasSuffix(req.URL, "/api/attendees/")) ||
+		(req.Method == "DELETE" && strings.Contains(req.URL, "/api/locations/"))
 }
 
 func method(r *network.Request) string {

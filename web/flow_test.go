@@ -9,7 +9,9 @@ import (
 // TestBrowser drives the page in a real, headless chromium against the real stack, in each
 // mode: it creates a location and a conference, edits it, sees its copy arrive with its new
 // version and lag, registers until the conference is full, deletes it and sees the
-// tombstone, reads the live figures, and sees the "not reachable" state when the syncer stops.
+// tombstone (a location that still holds it cannot be deleted, and the page says why), edits
+// and deletes the location, reads the live figures, and sees the "not reachable" state when
+// the syncer stops.
 // Any console error or failed request fails it. Screenshots go to the test's artifact
 // directory (go test -artifacts keeps them, under -outputdir).
 func TestBrowser(t *testing.T) {
@@ -31,6 +33,7 @@ func TestBrowser(t *testing.T) {
 			p.screenshot("registered")
 			deleteAndSeeTombstone(p, id)
 			p.screenshot("tombstone")
+			editAndDeleteLocation(p)
 			p.checkClean()
 
 			p.expectDown(s.syncer.url)
@@ -134,6 +137,12 @@ func seeFigures(p *page, mode string) {
 
 func deleteAndSeeTombstone(p *page, id string) {
 	p.t.Helper()
+	// The location still holds the conference: api-conference refuses, and the page says why.
+	p.do("delete the location too early", chromedpClick(`#location-table tbody tr button.delete`))
+	p.until("the refusal is shown", `document.getElementById("location-answer").dataset.status === "409"`)
+	if got := p.text("#location-answer"); !strings.Contains(got, "it still has conferences") {
+		p.t.Errorf("the refusal to delete the location reads %q", got)
+	}
 	p.do("delete the conference", chromedpClick(fmt.Sprintf(`#conference-table tr[data-id="%s"] button.delete`, id)))
 	p.until("the delete is answered", fmt.Sprintf(`document.getElementById("conference-answer").textContent === "deleted conference %s"`, id))
 	row := fmt.Sprintf(`#copy-table tr[data-id="%s"]`, id)
@@ -148,4 +157,16 @@ func deleteAndSeeTombstone(p *page, id string) {
 	if status != "409" || !strings.Contains(text, "has been deleted") {
 		p.t.Errorf("registering for the deleted conference: %s %q; want 409 saying it has been deleted", status, text)
 	}
+}
+
+// editAndDeleteLocation renames the location through the edit form, then deletes it, now that
+// it holds no conference.
+func editAndDeleteLocation(p *page) {
+	p.t.Helper()
+	p.do("edit the location", chromedpClick(`#location-table tbody tr button.edit`))
+	p.until("the form holds the location", `document.querySelector('#location-form [name="city"]').value === "Austin"`)
+	p.fill("#location-form", [][2]string{{"city", "Houston"}})
+	p.until("the location is saved", `document.querySelector("#location-table tbody tr td:nth-child(3)")?.textContent === "Houston"`)
+	p.do("delete the location", chromedpClick(`#location-table tbody tr button.delete`))
+	p.until("the location is gone", `document.querySelectorAll("#location-table tbody tr").length === 0 && document.getElementById("location-answer").dataset.ok === "true"`)
 }
