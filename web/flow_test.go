@@ -17,8 +17,8 @@ import (
 func TestBrowser(t *testing.T) {
 	for _, mode := range []string{"push", "pull"} {
 		t.Run(mode, func(t *testing.T) {
+			p := newPage(t) // first: without chromium, skip before building anything
 			s := startStack(t, mode)
-			p := newPage(t)
 			p.do("open the page", chromedpNavigate(s.web.url))
 			p.until("the page has started", `document.body.dataset.ready === "true"`)
 			for _, svc := range []string{"conference", "attendee", "syncer"} {

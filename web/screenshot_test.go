@@ -20,8 +20,8 @@ func TestScreenshotForTheREADME(t *testing.T) {
 	if out == "" {
 		t.Skip("set WEB_SCREENSHOT to the file to write (docs/web.png)")
 	}
-	s := startStack(t, "push")
 	p := newPage(t)
+	s := startStack(t, "push")
 	p.do("open the page", chromedpNavigate(s.web.url))
 	p.until("the page has started", `document.body.dataset.ready === "true"`)
 	api := func(method, path string, body any) map[string]any {

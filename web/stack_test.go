@@ -276,7 +276,7 @@ var errNoChromium = errors.New("no chromium")
 // chromium finds the browser: $CHROMIUM, or Debian's chromium on the PATH.
 func chromium() (string, error) {
 	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p, nil
+		return exec.LookPath(p)
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
