@@ -45,7 +45,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer db.Close()
 	store := postgres.NewStore(db)
 	reg := process.NewRegistry(collectors.NewDBStatsCollector(db.DB, "attendee"))
-	opts := server.Options{CORSAllowedOrigins: cfg.CORSAllowedOrigins, Registry: reg, SyncToken: cfg.SyncToken}
+	opts := server.Options{CORSAllowedOrigins: cfg.CORSAllowedOrigins, Registry: reg, SyncToken: cfg.SyncToken, SyncMode: cfg.SyncMode}
 
 	var consumer *redisstream.Consumer
 	if cfg.SyncMode == "push" {

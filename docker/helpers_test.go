@@ -137,8 +137,8 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
-// services are the three binaries, named as their directories in the workspace.
-var services = []string{"api-conference", "api-attendee", "syncer"}
+// services are the three binaries and the web page's, named as their directories in the workspace.
+var services = []string{"api-conference", "api-attendee", "syncer", "web"}
 
 var binDir string
 

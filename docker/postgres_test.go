@@ -202,6 +202,11 @@ func TestPostgresRoles(t *testing.T) {
 		if err := db.QueryRow(ctx, `SELECT ms, seq FROM published_position($1)`, "conference.changes").Scan(&ms, &seq); err != nil || ms != 1700000000000 {
 			t.Errorf("read the published position: %d-%d, %v", ms, seq, err)
 		}
+		// It counts what waits in the outbox, for /status (migration 0008), and nothing more.
+		var backlog int64
+		if err := db.QueryRow(ctx, `SELECT outbox_backlog($1)`, 100000).Scan(&backlog); err != nil || backlog != 0 {
+			t.Errorf("count the outbox backlog: %d, %v; want 0 after the claim", backlog, err)
+		}
 
 		for _, q := range []string{
 			"SELECT * FROM conference.relay_position",

@@ -37,7 +37,8 @@ type config struct {
 	ConferenceURL     string
 	AttendeeURL       string
 	Token             string
-	Pprof             bool // SYNC_PPROF=on serves /debug/pprof on HTTP_ADDR
+	Pprof             bool     // SYNC_PPROF=on serves /debug/pprof on HTTP_ADDR
+	CORSOrigins       []string // CORS_ALLOWED_ORIGINS: the pages that may read /status (status.go)
 	logging.Config
 }
 
@@ -66,6 +67,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		ConferenceURL:     strings.TrimRight(conferenceURL.Value, "/"),
 		AttendeeURL:       strings.TrimRight(attendeeURL.Value, "/"),
 		Token:             getenv("SYNC_TOKEN"),
+		CORSOrigins:       e.Origins(get("CORS_ALLOWED_ORIGINS", envconf.DefaultCORSOrigins)),
 	}
 	switch cfg.Mode {
 	case modePush:

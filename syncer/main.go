@@ -74,7 +74,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	srv := &http.Server{Handler: routes(reg, ready, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withStatus(routes(reg, ready, cfg.Pprof), reg, cfg.Mode, cfg.CORSOrigins), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -148,6 +148,7 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 		closeAll()
 		return nil, nil, nil, fmt.Errorf("relay: %w", err)
 	}
+	reg.MustRegister(newStreamCollector(rdb, pool, cfg.Stream))
 	ready = func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)

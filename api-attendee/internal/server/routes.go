@@ -23,9 +23,11 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Option
 	app.Get("/metrics", httpedge.Metrics(opts.Registry))
 	app.Get("/openapi.json", httpedge.OpenAPI(openAPI))
 	app.Get("/docs", httpedge.Docs(openAPI))
+	app.Get("/status", handleStatus(opts.SyncMode, opts.Registry))
 
 	api := app.Group("/api", httpedge.LimitBody(BodyLimit))
 	api.Get("/conferences", handleListConferences(log, store))
+	api.Get("/conference-vos", handleListCopy(store))
 	api.Get("/conferences/:id", handleGetConference(store))
 	api.Get("/conferences/:id/attendees", handleListConferenceAttendees(log, store))
 	api.Post("/conferences/:id/attendees", handleRegisterForConference(store))

@@ -34,6 +34,8 @@ type Options struct {
 	SyncToken string
 	// ReadyChecks are asked by /readyz besides the database (Redis, in push mode).
 	ReadyChecks []httpedge.Check
+	// SyncMode (push or pull) is what GET /status says the copy is kept in step by.
+	SyncMode string
 }
 
 // New returns the app serving every route of api-attendee.
