@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"conferencego/syncer/changeevent"
 )
 
 // Bounds on user input. They keep rows reasonable and keep every value representable in
@@ -106,6 +108,17 @@ type Conference struct {
 	Version int64
 	Created time.Time
 	Updated time.Time
+}
+
+// Payload is what c publishes to other services: the contract's view of it, the same in the
+// outbox, the change feed, the state listing and the list. A field other services should see
+// is added here and to changeevent.Conference, and nowhere else on this side but the row.
+func (c Conference) Payload() changeevent.Conference {
+	return changeevent.Conference{
+		ID: c.ID, Href: changeevent.Href(c.ID), Name: c.Name, Starts: c.Starts, Ends: c.Ends,
+		MaxAttendees: c.MaxAttendees,
+		Location:     changeevent.Location{Name: c.Location.Name, City: c.Location.City, State: c.Location.State},
+	}
 }
 
 // ConferencePatch holds the fields a create or update sets; nil means "not given".

@@ -149,10 +149,10 @@ func (r logRow) change() (changeevent.Change, error) {
 	if !r.Live || r.Starts == nil || r.Ends == nil {
 		return changeevent.Change{}, fmt.Errorf("conference %d is live in the log but not in the table", id)
 	}
-	data, err := changeevent.MarshalData(eventData(conference.Conference{
+	data, err := changeevent.MarshalData(conference.Conference{
 		ID: id, Name: r.Name, Starts: r.Starts.UTC(), Ends: r.Ends.UTC(), MaxAttendees: r.MaxAttendees,
 		Location: conference.Location{Name: r.LocName, City: r.LocCity, State: r.LocState},
-	}))
+	}.Payload())
 	if err != nil {
 		return changeevent.Change{}, err
 	}

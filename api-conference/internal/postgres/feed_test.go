@@ -417,3 +417,63 @@ func TestTruncateTombstonesEveryConferenceAndIDsCannotChange(t *testing.T) {
 		t.Errorf("after TRUNCATE: %v", summary(got))
 	}
 }
+
+// TestEveryPathPublishesTheSamePayload ties together the hops of a conference field that no
+// compiler checks: the outbox row, the change feed and the state listing each build the
+// payload their own way (the feed and the listing from their own SQL), and all of them must
+// carry what Conference.Payload says. A field added to Payload but forgotten in one query
+// fails here, naming the path.
+func TestEveryPathPublishesTheSamePayload(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	loc := pgtest.MustCreateLocation(t, b.store)
+	created := pgtest.MustCreateConference(t, b.store, loc.ID, "Payload")
+	c, err := b.store.GetConference(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.Payload()
+
+	paths := map[string]*changeevent.Conference{}
+	events, err := b.store.ReadOutbox(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Event.ConferenceID == c.ID {
+			paths["outbox"] = e.Event.Data
+		}
+	}
+	feed, _ := await(t, b.store, "", has(c.ID, c.Version))
+	state, err := b.store.State(ctx, 0, changeevent.MaxPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := b.store.Lookup(ctx, []int64{c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, chs := range map[string][]changeevent.Change{"feed": feed, "state": state.Changes, "lookup": lookup.Changes} {
+		for _, ch := range chs {
+			if ch.ConferenceID != c.ID {
+				continue
+			}
+			data, err := changeevent.ParseData(ch.Data)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			paths[name] = data
+		}
+	}
+	for _, name := range []string{"outbox", "feed", "state", "lookup"} {
+		got, ok := paths[name]
+		if !ok || got == nil {
+			t.Errorf("%s: no payload of conference %d", name, c.ID)
+			continue
+		}
+		if diff := cmp.Diff(want, *got); diff != "" {
+			t.Errorf("%s's payload differs from Conference.Payload (-want +got):\n%s", name, diff)
+		}
+	}
+}

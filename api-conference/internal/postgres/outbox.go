@@ -37,7 +37,7 @@ func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.
 	out := make([]outboxRow, len(rows))
 	for i, r := range rows {
 		confs[i] = r.domain()
-		payload, err := changeevent.MarshalData(eventData(confs[i]))
+		payload, err := changeevent.MarshalData(confs[i].Payload())
 		if err != nil {
 			return nil, err
 		}
@@ -48,15 +48,6 @@ func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.
 
 func recordDelete(ctx context.Context, tx bun.Tx, id, version int64) error {
 	return insertOutbox(ctx, tx, []outboxRow{{ConferenceID: id, Type: string(changeevent.Deleted), Version: version}})
-}
-
-// eventData is what a conference publishes: the contract's view of it.
-func eventData(c conference.Conference) changeevent.Conference {
-	return changeevent.Conference{
-		ID: c.ID, Href: changeevent.Href(c.ID), Name: c.Name, Starts: c.Starts, Ends: c.Ends,
-		MaxAttendees: c.MaxAttendees,
-		Location:     changeevent.Location{Name: c.Location.Name, City: c.Location.City, State: c.Location.State},
-	}
 }
 
 // insertOutbox writes rows to the outbox, bumps the change marker and notifies the relay, in

@@ -110,10 +110,7 @@ func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handle
 		Name: "conferences", Path: changeevent.PathList, What: "conference", Fetch: store.ListConferences, Log: log,
 		Key: func(cf conference.Conference) int64 { return cf.ID },
 		Item: func(cf conference.Conference) changeevent.ListedConference {
-			return changeevent.ListConference(changeevent.Conference{
-				ID: cf.ID, Href: changeevent.Href(cf.ID), Name: cf.Name, Starts: cf.Starts, Ends: cf.Ends, MaxAttendees: cf.MaxAttendees,
-				Location: changeevent.Location{Name: cf.Location.Name, City: cf.Location.City, State: cf.Location.State},
-			}, cf.Version, cf.Updated, locationHref(cf.Location.ID))
+			return changeevent.ListConference(cf.Payload(), cf.Version, cf.Updated, locationHref(cf.Location.ID))
 		},
 	}
 	return func(c *fiber.Ctx) error {
