@@ -206,10 +206,7 @@ func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePat
 		if err := v.Err(); err != nil {
 			return err
 		}
-		row := conferenceRow{
-			Name: c.Name, Starts: c.Starts, Ends: c.Ends, Description: c.Description,
-			MaxPresentations: c.MaxPresentations, MaxAttendees: c.MaxAttendees, LocationID: c.LocationID,
-		}
+		row := conferenceRowOf(c)
 		if _, err := tx.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
 			return translate(err)
 		}
@@ -301,12 +298,10 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 		if err := v.Err(); err != nil {
 			return err
 		}
-		row = conferenceRow{
-			ID: id, Name: c.Name, Starts: c.Starts, Ends: c.Ends, Description: c.Description,
-			MaxPresentations: c.MaxPresentations, MaxAttendees: c.MaxAttendees, LocationID: c.LocationID,
-		}
-		if _, err := tx.NewUpdate().Model(&row).
-			Column("name", "starts", "ends", "description", "max_presentations", "max_attendees", "location_id").
+		c.ID = id
+		row = conferenceRowOf(c)
+		// Every column a client may set: what the row has but the database keeps itself.
+		if _, err := tx.NewUpdate().Model(&row).ExcludeColumn("id", "version", "created", "updated").
 			Set("version = version + 1").Set("updated = now()").WherePK().Exec(ctx); err != nil {
 			return translate(err)
 		}
