@@ -6,7 +6,10 @@ package domainerr
 
 import (
 	"errors"
+	"fmt"
+	"net/mail"
 	"strings"
+	"unicode/utf8"
 )
 
 // The kinds of failure every layer reports; the HTTP layer maps each to one status.
@@ -65,4 +68,38 @@ func Invalid(field, message string) error {
 func Known(err error) bool {
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) ||
 		errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnavailable)
+}
+
+// CheckText records a problem with field unless s is valid UTF-8 of at most limit characters
+// without NUL: Postgres text cannot hold NUL, and refusing it here keeps it a 400, not a 500.
+func (v *ValidationError) CheckText(field, s string, limit int) {
+	switch {
+	case !utf8.ValidString(s):
+		v.Add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(s) > limit:
+		v.Add(field, fmt.Sprintf("must be at most %d characters", limit))
+	case strings.ContainsRune(s, 0):
+		v.Add(field, "must not contain NUL characters")
+	}
+}
+
+// CheckEmail records a problem with field unless s is one plain address (name@host.tld) of
+// at most limit bytes: what both services store and match on.
+func (v *ValidationError) CheckEmail(field, s string, limit int) {
+	if s == "" {
+		v.Add(field, "must not be empty")
+		return
+	}
+	if len(s) > limit {
+		v.Add(field, fmt.Sprintf("must be at most %d characters", limit))
+		return
+	}
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		v.Add(field, "must be an e-mail address like name@example.com")
+		return
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+		v.Add(field, "must be an e-mail address like name@example.com")
+	}
 }

@@ -2,11 +2,9 @@ package conference
 
 import (
 	"fmt"
-	"net/mail"
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"conferencego/syncer/changeevent"
 )
@@ -161,7 +159,7 @@ func (c *Conference) Validate(v *ValidationError) {
 	c.Starts = c.Starts.UTC().Truncate(time.Microsecond)
 	c.Ends = c.Ends.UTC().Truncate(time.Microsecond)
 	checkName(v, "name", c.Name)
-	checkText(v, "description", c.Description, MaxTextLen)
+	v.CheckText("description", c.Description, MaxTextLen)
 	okStarts := checkTime(v, "starts", c.Starts)
 	okEnds := checkTime(v, "ends", c.Ends)
 	if okStarts && okEnds && c.Ends.Before(c.Starts) {
@@ -222,10 +220,10 @@ func (p *Presentation) Validate(v *ValidationError) {
 	p.Title = strings.TrimSpace(p.Title)
 	p.Synopsis = strings.TrimSpace(p.Synopsis)
 	checkName(v, "presenter_name", p.PresenterName)
-	checkText(v, "company_name", p.CompanyName, MaxNameLen)
-	checkEmail(v, "presenter_email", p.PresenterEmail)
+	v.CheckText("company_name", p.CompanyName, MaxNameLen)
+	v.CheckEmail("presenter_email", p.PresenterEmail, MaxEmailLen)
 	checkName(v, "title", p.Title)
-	checkText(v, "synopsis", p.Synopsis, MaxTextLen)
+	v.CheckText("synopsis", p.Synopsis, MaxTextLen)
 }
 
 // Transition returns the status a presentation moves to when an approval or rejection
@@ -257,19 +255,7 @@ func checkName(v *ValidationError, field, s string) {
 		v.Add(field, "must not be empty")
 		return
 	}
-	checkText(v, field, s, MaxNameLen)
-}
-
-func checkText(v *ValidationError, field, s string, limit int) {
-	switch {
-	case !utf8.ValidString(s):
-		v.Add(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(s) > limit:
-		v.Add(field, fmt.Sprintf("must be at most %d characters", limit))
-	case strings.ContainsRune(s, 0):
-		// Postgres text cannot hold NUL; refusing it here keeps it a 400, not a 500.
-		v.Add(field, "must not contain NUL characters")
-	}
+	v.CheckText(field, s, MaxNameLen)
 }
 
 func checkCount(v *ValidationError, field string, n int) {
@@ -290,24 +276,10 @@ func checkURL(v *ValidationError, field, s string) {
 	if s == "" {
 		return
 	}
-	checkText(v, field, s, MaxURLLen)
+	v.CheckText(field, s, MaxURLLen)
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.Add(field, "must be an http or https URL")
 	}
 }
 
-func checkEmail(v *ValidationError, field, s string) {
-	if s == "" {
-		v.Add(field, "must not be empty")
-		return
-	}
-	if len(s) > MaxEmailLen {
-		v.Add(field, fmt.Sprintf("must be at most %d characters", MaxEmailLen))
-		return
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
-		v.Add(field, "must be an e-mail address like name@example.com")
-	}
-}
