@@ -105,4 +105,3 @@ func setIf[T any](dst *T, src *T) {
 		*dst = *src
 	}
 }
-

@@ -282,4 +282,3 @@ func checkURL(v *ValidationError, field, s string) {
 		v.Add(field, "must be an http or https URL")
 	}
 }
-
