@@ -130,7 +130,7 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 			return nil, nil, nil, err
 		}
 		rlog := log.With("component", "reconcile")
-		vo := reconcile.NewCopy(rlog, rec, guard)
+		vo := reconcile.NewConferenceVOs(rlog, rec, guard)
 		rcfg.Reconcile = func(ctx context.Context) error {
 			_, err := vo.MatchSource(ctx)
 			return err

@@ -14,7 +14,7 @@ type CopyRow struct {
 	Attendees int
 }
 
-type copyRow struct {
+type newestRow struct {
 	conferenceRow `bun:",extend"`
 	Attendees     int `bun:"attendees"`
 }
@@ -23,7 +23,7 @@ type copyRow struct {
 // ids, tombstones included, newest first. Ordering by the key keeps it one index range
 // however large the table is (ordering by applied_at would sort the whole table).
 func (s *Store) NewestConferenceVOs(ctx context.Context, limit int) ([]CopyRow, error) {
-	var rows []copyRow
+	var rows []newestRow
 	err := s.db.NewSelect().Model(&rows).
 		ColumnExpr("v.*").
 		ColumnExpr("(SELECT count(*) FROM attendees a WHERE a.conference_id = v.conference_id) AS attendees").

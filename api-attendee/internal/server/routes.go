@@ -27,7 +27,7 @@ func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Option
 
 	api := app.Group("/api", httpedge.LimitBody(BodyLimit))
 	api.Get("/conferences", handleListConferences(log, store))
-	api.Get("/conference-vos", handleListCopy(store))
+	api.Get("/conference-vos", handleListNewestConferenceVOs(store))
 	api.Get("/conferences/:id", handleGetConference(store))
 	api.Get("/conferences/:id/attendees", handleListConferenceAttendees(log, store))
 	api.Post("/conferences/:id/attendees", handleRegisterForConference(store))

@@ -50,10 +50,10 @@ type copyItem struct {
 	LagSeconds   float64   `json:"lag_seconds"`
 }
 
-// handleListCopy lists the newest rows of the copy, tombstones included, so that a page can
+// handleListNewestConferenceVOs lists the newest rows of the copy, tombstones included, so that a page can
 // show each conference's version and how late it arrived. It is read-only and holds nothing
 // the public list does not, besides tombstones and the two times.
-func handleListCopy(store *postgres.Store) fiber.Handler {
+func handleListNewestConferenceVOs(store *postgres.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		limit := defaultCopyLimit
 		if s := c.Query("limit"); s != "" {

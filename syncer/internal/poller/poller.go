@@ -84,12 +84,12 @@ func (c *Config) Validate() error {
 // Poller polls the source. It is not safe for concurrent use: Run holds at most one poll in
 // flight by construction.
 type Poller struct {
-	cfg  Config
-	log  *slog.Logger
-	m    *metrics
-	src  *syncapi.Source
-	dst  *syncapi.Attendee
-	copy *reconcile.Copy
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+	src *syncapi.Source
+	dst *syncapi.Attendee
+	vos *reconcile.ConferenceVOs
 
 	// source is the source the copy is bound to, "" until the first reconcile; cursor is the
 	// feed position handed over so far.
@@ -114,7 +114,7 @@ func New(log *slog.Logger, src *syncapi.Source, dst *syncapi.Attendee, rec *reco
 		m.requests.Inc()
 		m.bytes.Add(float64(n))
 	}
-	return &Poller{cfg: cfg, log: log, m: m, src: src, dst: dst, copy: reconcile.NewCopy(log, rec, guard)}, nil
+	return &Poller{cfg: cfg, log: log, m: m, src: src, dst: dst, vos: reconcile.NewConferenceVOs(log, rec, guard)}, nil
 }
 
 // Run polls every Interval until ctx ends, and returns nil then. A failed poll is retried with
@@ -129,7 +129,7 @@ func (p *Poller) Run(ctx context.Context) error {
 			}
 			p.m.errors.Inc()
 			wait = bo.Next()
-			if !p.copy.NoteMismatch(err) {
+			if !p.vos.NoteMismatch(err) {
 				p.log.Warn("poll failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond).String())
 			}
 		} else {
@@ -187,7 +187,7 @@ func (p *Poller) next(now time.Time) step {
 }
 
 func (p *Poller) reconcile(ctx context.Context) (Result, error) {
-	res, err := p.copy.MatchSource(ctx)
+	res, err := p.vos.MatchSource(ctx)
 	if err != nil {
 		p.listed = false
 		return Result{}, fmt.Errorf("reconcile: %w", err)

@@ -6,25 +6,25 @@ import (
 	"time"
 )
 
-// Copy is api-attendee's ConferenceVO table as the syncer sees it. Both modes make it equal to
+// ConferenceVOs is api-attendee's ConferenceVO table as the syncer sees it. Both modes make it equal to
 // the source through MatchSource: pull at start, after a 410 and periodically; push at start,
 // whenever Redis lost entries, and periodically. One type for both keeps the guard and what is
 // logged the same whichever mode heals.
-type Copy struct {
+type ConferenceVOs struct {
 	log   *slog.Logger
 	rec   *Reconciler
 	guard *Guard
 }
 
-// NewCopy returns the copy that rec reconciles, with guard recording a source mismatch.
-func NewCopy(log *slog.Logger, rec *Reconciler, guard *Guard) *Copy {
-	return &Copy{log: log, rec: rec, guard: guard}
+// NewConferenceVOs returns the ConferenceVO table that rec reconciles, with guard recording a source mismatch.
+func NewConferenceVOs(log *slog.Logger, rec *Reconciler, guard *Guard) *ConferenceVOs {
+	return &ConferenceVOs{log: log, rec: rec, guard: guard}
 }
 
-// MatchSource makes the copy equal to the source (one Reconciler run), says so in one log line,
+// MatchSource makes ConferenceVO equal to the source (one Reconciler run), says so in one log line,
 // and lifts the guard once the copy's own source answers again. An error is the run's; a
 // mismatch among them is for NoteMismatch.
-func (c *Copy) MatchSource(ctx context.Context) (Result, error) {
+func (c *ConferenceVOs) MatchSource(ctx context.Context) (Result, error) {
 	res, err := c.rec.Run(ctx)
 	if err != nil {
 		return res, err
@@ -41,7 +41,7 @@ func (c *Copy) MatchSource(ctx context.Context) (Result, error) {
 // NoteMismatch records err in the guard if it says that api-conference is another database
 // than the copy's source, logs that once rather than at every retry, and reports whether it
 // was one. Any other error is the caller's to report.
-func (c *Copy) NoteMismatch(err error) bool {
+func (c *ConferenceVOs) NoteMismatch(err error) bool {
 	mismatch, fresh := c.guard.Note(err)
 	if fresh {
 		c.log.Error("api-conference is another database than the one api-attendee's copy was made from; "+
