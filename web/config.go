@@ -1,13 +1,11 @@
 package main
 
 import (
-	"fmt"
-	"log/slog"
-	"net"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
+
+	"conferencego/service/envconf"
+	"conferencego/service/logging"
 )
 
 // config is everything the web program reads from its environment.
@@ -16,67 +14,31 @@ type config struct {
 	// The services as the browser reaches them: the page calls them directly, so these are
 	// URLs on the user's machine (published ports), not the names of a compose network.
 	ConferenceURL, AttendeeURL, SyncerURL string
-	LogLevel                              slog.Level
-	LogFormat                             string
+	logging.Config
 }
 
-// configError lists every bad variable at once, on one line.
-type configError []string
-
-func (e configError) Error() string { return "configuration: " + strings.Join(e, "; ") }
-
+// loadConfig reads and checks the environment, naming every bad variable at once.
+// logToTerminal picks the default log format.
 func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) {
-	var problems configError
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
+	e, get := envconf.New(getenv)
 	cfg := config{
-		HTTPAddr:      get("HTTP_ADDR", ":3000"),
-		ConferenceURL: strings.TrimRight(get("CONFERENCE_URL", "http://localhost:8000"), "/"),
-		AttendeeURL:   strings.TrimRight(get("ATTENDEE_URL", "http://localhost:8001"), "/"),
-		SyncerURL:     strings.TrimRight(get("SYNCER_URL", "http://localhost:8002"), "/"),
+		HTTPAddr:      e.ListenAddr(get("HTTP_ADDR", ":3000")),
+		ConferenceURL: origin(e, get("CONFERENCE_URL", "http://localhost:8000")),
+		AttendeeURL:   origin(e, get("ATTENDEE_URL", "http://localhost:8001")),
+		SyncerURL:     origin(e, get("SYNCER_URL", "http://localhost:8002")),
+		Config:        e.Logging(get("LOG_LEVEL", "info"), get("LOG_FORMAT", logging.DefaultFormat(logToTerminal))),
 	}
-	if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
-		bad("HTTP_ADDR=%q: want host:port or :port", cfg.HTTPAddr)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad("HTTP_ADDR=%q: port is not a number from 0 to 65535", cfg.HTTPAddr)
-	}
-	for _, v := range []struct{ name, url string }{
-		{"CONFERENCE_URL", cfg.ConferenceURL}, {"ATTENDEE_URL", cfg.AttendeeURL}, {"SYNCER_URL", cfg.SyncerURL},
-	} {
-		// An origin and nothing else: the page appends the API's paths, and the URL goes
-		// into the Content-Security-Policy as a source the page may connect to.
-		u, err := url.Parse(v.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
-			bad("%s=%q: want the service's http(s) origin as the browser reaches it, like http://localhost:8000", v.name, v.url)
-		}
-	}
-	level := get("LOG_LEVEL", "info")
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		bad("LOG_LEVEL=%q: want debug, info, warn or error", level)
-	}
-	defFormat := "json"
-	if logToTerminal {
-		defFormat = "text"
-	}
-	if cfg.LogFormat = strings.ToLower(get("LOG_FORMAT", defFormat)); cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		bad("LOG_FORMAT=%q: want text or json", cfg.LogFormat)
-	}
-	if len(problems) > 0 {
-		return config{}, problems
-	}
-	return cfg, nil
+	return envconf.Result(e, cfg)
 }
 
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// origin checks a service's URL: an origin and nothing else, because the page appends the
+// API's paths, and the URL goes into the Content-Security-Policy as a source the page may
+// connect to.
+func origin(e *envconf.Env, v envconf.Var) string {
+	s := strings.TrimRight(v.Value, "/")
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		e.Bad("%s=%q: want the service's http(s) origin as the browser reaches it, like http://localhost:8000", v.Name, v.Value)
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return s
 }

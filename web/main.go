@@ -13,36 +13,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"conferencego/service/process"
 )
 
-func main() {
-	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "web:", err)
-		os.Exit(1)
-	}
-}
+// shutdownTimeout bounds how long open requests may take to finish on SIGTERM.
+const shutdownTimeout = 5 * time.Second
+
+func main() { process.Main("web", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 1 {
-		return fmt.Errorf("takes no arguments (got %q); it is configured by environment variables", args[1:])
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := loadConfig(getenv, isTerminal(stdout))
-	if err != nil {
-		return err
-	}
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	var log *slog.Logger
-	if cfg.LogFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stdout, opts))
-	} else {
-		log = slog.New(slog.NewTextHandler(stdout, opts))
-	}
+	return process.Run(ctx, args, getenv, stdout, loadConfig, serve)
+}
+
+// serve serves the page until ctx ends.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting web", "http_addr", cfg.HTTPAddr, "conference_url", cfg.ConferenceURL,
 		"attendee_url", cfg.AttendeeURL, "syncer_url", cfg.SyncerURL, "log_level", cfg.LogLevel.String())
 
@@ -60,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case err := <-serveErr:
 		return fmt.Errorf("serve http: %w", err)
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shut down http server: %w", err)
