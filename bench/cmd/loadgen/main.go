@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ type options struct {
 	warmup      time.Duration
 	concurrency int
 	seed        int
+	rounds      int
 }
 
 func main() {
@@ -62,9 +64,10 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients, for the API and for pgbench")
 	flag.IntVar(&o.seed, "conferences", 100, "conferences created before the measurements (the list reads the first 100)")
+	flag.IntVar(&o.rounds, "rounds", 1, "times each operation is measured on each server, alternating which goes first; the numbers pool them")
 	flag.Parse()
-	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.seed < 1 {
-		fmt.Fprintln(os.Stderr, "loadgen: -duration, -concurrency and -conferences must be positive, -warmup not negative")
+	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.seed < 1 || o.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "loadgen: -duration, -concurrency, -conferences and -rounds must be positive, -warmup not negative")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,18 +84,24 @@ type machine struct {
 	host     string
 	cpus     int
 	loadavg  string // /proc/loadavg's first three fields when the run started
+	loadEnd  string // and when it ended
 	postgres string
 }
 
 func startMachine() machine {
-	m := machine{date: time.Now().UTC(), cpus: runtime.NumCPU(), loadavg: "unknown"}
+	m := machine{date: time.Now().UTC(), cpus: runtime.NumCPU(), loadavg: loadAverage()}
 	m.host, _ = os.Hostname()
+	return m
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages (Linux), or "unknown".
+func loadAverage() string {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
-			m.loadavg = strings.Join(f[:3], " ")
+			return strings.Join(f[:3], " ")
 		}
 	}
-	return m
+	return "unknown"
 }
 
 func run(ctx context.Context, o options, stdout io.Writer) error {
@@ -126,6 +135,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
 	}
 	clients := [2]*http.Client{newClient(), newClient()}
+	servers := [2]*stack.Process{ours, floor}
 	ids, err := seed(ctx, clients[0], ours.URL(), o.seed)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
@@ -148,24 +158,34 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 			return "PUT", fmt.Sprintf("/api/conferences/%d/", confIDs[i%len(confIDs)]), fmt.Appendf(nil, `{"name":"Update %d","starts":"2027-03-01","ends":"2027-03-03","max_presentations":5,"max_attendees":100,"location":%d}`, i, location)
 		}},
 	}
+	// Request numbers are unique over the whole run, so that no PUT repeats an earlier one's
+	// name: api-conference answers a PUT that changes nothing without writing.
+	var seq atomic.Int64
 	var rows []row
 	for _, op := range ops {
-		var r row
-		r.name = op.name
-		// Ours, then the floor, each right after the other, so that both see the same machine
-		// as nearly as a shared one allows.
-		for k, p := range []*stack.Process{ours, floor} {
-			fmt.Fprintf(os.Stderr, "loadgen: %s on %s ...\n", op.name, p.Name)
-			if o.warmup > 0 {
-				if _, err := op.drive(ctx, clients[k], p.URL(), o.concurrency, o.warmup); err != nil {
+		r := row{name: op.name}
+		// Ours and the floor right after each other, so that both see the same machine as
+		// nearly as a shared one allows; with more rounds the order alternates, so that neither
+		// always goes first (into a smaller table, a cooler cache, a quieter neighbour).
+		for round := range o.rounds {
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, k := range order {
+				p := servers[k]
+				fmt.Fprintf(os.Stderr, "loadgen: round %d/%d: %s on %s ...\n", round+1, o.rounds, op.name, p.Name)
+				if o.warmup > 0 {
+					if _, err := op.drive(ctx, clients[k], p.URL(), &seq, o.concurrency, o.warmup); err != nil {
+						return fmt.Errorf("%s: %w", p.Name, err)
+					}
+				}
+				res, err := op.drive(ctx, clients[k], p.URL(), &seq, o.concurrency, o.duration)
+				if err != nil {
 					return fmt.Errorf("%s: %w", p.Name, err)
 				}
+				r.results[k] = r.results[k].add(res)
 			}
-			res, err := op.drive(ctx, clients[k], p.URL(), o.concurrency, o.duration)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.Name, err)
-			}
-			r.results[k] = res
 		}
 		rows = append(rows, r)
 	}
@@ -174,6 +194,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	m.loadEnd = loadAverage()
 	var report bytes.Buffer
 	writeReport(&report, o, m, rows, tps)
 	if _, err := stdout.Write(report.Bytes()); err != nil {
@@ -228,6 +249,13 @@ type result struct {
 
 func (r result) rps() float64 { return float64(r.requests) / r.took.Seconds() }
 
+// add pools two measurements of one operation on one server.
+func (r result) add(o result) result {
+	lat := append(append([]time.Duration(nil), r.lat...), o.lat...)
+	slices.Sort(lat)
+	return result{requests: r.requests + o.requests, errors: r.errors + o.errors, took: r.took + o.took, lat: lat}
+}
+
 // row is one operation measured on api-conference (0) and on the baseline (1).
 type row struct {
 	name    string
@@ -236,7 +264,7 @@ type row struct {
 
 // drive runs op against base with n workers for d and returns what happened. Any non-2xx
 // answer counts as an error; a transport error stops the run.
-func (op operation) drive(ctx context.Context, c *http.Client, base string, n int, d time.Duration) (result, error) {
+func (op operation) drive(ctx context.Context, c *http.Client, base string, seq *atomic.Int64, n int, d time.Duration) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -247,12 +275,12 @@ func (op operation) drive(ctx context.Context, c *http.Client, base string, n in
 		wg    sync.WaitGroup
 		start = time.Now()
 	)
-	for w := range n {
+	for range n {
 		wg.Go(func() {
 			var lat []time.Duration
 			bad := 0
-			for i := w; ctx.Err() == nil; i += n {
-				method, path, body := op.req(i)
+			for ctx.Err() == nil {
+				method, path, body := op.req(int(seq.Add(1)))
 				t0 := time.Now()
 				status, err := send(c, method, base+path, body)
 				if err != nil {
@@ -373,8 +401,8 @@ func pct(lat []time.Duration, p float64) time.Duration {
 // api-conference's and the baseline's throughput and latency and their ratio, then pgbench.
 func writeReport(w io.Writer, o options, m machine, rows []row, tps float64) {
 	fmt.Fprintf(w, "\n## task bench, %s\n\n", m.date.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(w, "Machine: %s, nproc %d, load average %s at the start; Postgres %s. %d concurrent clients from a second process on loopback, %s per operation and server after %s of warm-up; ours is api-conference, pgx is bench/cmd/pgxbaseline on the same database.\n\n",
-		m.host, m.cpus, m.loadavg, m.postgres, o.concurrency, o.duration, o.warmup)
+	fmt.Fprintf(w, "Machine: %s, nproc %d, load average %s at the start and %s at the end; Postgres %s. %d concurrent clients from a second process on loopback, %s per operation and server after %s of warm-up, %d round(s) alternating which server goes first; ours is api-conference, pgx is bench/cmd/pgxbaseline on the same database.\n\n",
+		m.host, m.cpus, m.loadavg, m.loadEnd, m.postgres, o.concurrency, o.duration, o.warmup, o.rounds)
 	fmt.Fprintln(w, "| operation | ours req/s | ours p50 | ours p99 | pgx req/s | pgx p50 | pgx p99 | ours ÷ pgx | non-2xx ours/pgx |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {

@@ -35,7 +35,7 @@ func TestShortRunReportsEveryRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := options{server: server, baseline: baseline, adminURL: adminURL, out: filepath.Join(dir, "out", "bench.md"),
-		duration: time.Second, concurrency: 4, seed: 100}
+		duration: time.Second, concurrency: 4, seed: 100, rounds: 2}
 	var printed bytes.Buffer
 	err = run(ctx, o, &printed)
 	if errors.Is(err, stack.ErrUnreachable) {
@@ -53,7 +53,7 @@ func TestShortRunReportsEveryRow(t *testing.T) {
 	}
 	report := string(written)
 	t.Log(report)
-	if !regexp.MustCompile(`Machine: .*nproc \d+, load average [0-9.]+ [0-9.]+ [0-9.]+ at the start; Postgres \d`).MatchString(report) {
+	if !regexp.MustCompile(`Machine: .*nproc \d+, load average [0-9.]+ [0-9.]+ [0-9.]+ at the start and [0-9.]+ [0-9.]+ [0-9.]+ at the end; Postgres \d`).MatchString(report) {
 		t.Errorf("no machine line in:\n%s", report)
 	}
 	if !regexp.MustCompile(`## task bench, \d{4}-\d\d-\d\d \d\d:\d\d UTC`).MatchString(report) {
