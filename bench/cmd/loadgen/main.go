@@ -11,7 +11,8 @@
 // the service's migrations; then it starts the baseline binary on the same database, so both
 // read and write the very same tables (schema "conference"), rows, indexes and triggers. It
 // seeds the database through api-conference, runs each operation for -duration with
-// -concurrency clients against api-conference and then against the baseline, runs pgbench,
+// -concurrency clients against api-conference and against the baseline, one right after the
+// other (-rounds times, alternating which goes first), runs pgbench,
 // prints a Markdown table, writes it to -out, and removes everything it made.
 package main
 
