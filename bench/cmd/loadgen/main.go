@@ -1,11 +1,19 @@
-// Command loadgen measures api-conference under load from a second process on loopback and
-// puts the numbers next to a baseline measured in the same run: `pgbench -S` (read-only
-// point selects) against the same Postgres. Machines here are shared and noisy, so only the
-// ratio of the two means much.
+// Command loadgen measures api-conference under load from a second process on loopback, each
+// operation beside a floor measured in the same run on the same machine:
 //
-// It creates a scratch database, starts the given api-conference binary on a free port
-// against it, seeds it, runs each scenario for -duration with -concurrency workers, runs
-// pgbench, prints a Markdown table, and removes everything it made.
+//   - pgxbaseline (bench/cmd/pgxbaseline), a minimal net/http + pgx/v5 server doing the same
+//     SELECT, the same page of rows, and each write as one statement with its outbox row;
+//   - `pgbench -S` (read-only point selects) against the same Postgres.
+//
+// Machines here are shared and noisy, so only the ratios of one run mean much.
+//
+// It creates a scratch database and starts the given api-conference binary on it, which runs
+// the service's migrations; then it starts the baseline binary on the same database, so both
+// read and write the very same tables (schema "conference"), rows, indexes and triggers. It
+// seeds the database through api-conference, runs each operation for -duration with
+// -concurrency clients against api-conference and against the baseline, one right after the
+// other (-rounds times, alternating which goes first), runs pgbench,
+// prints a Markdown table, writes it to -out, and removes everything it made.
 package main
 
 import (
@@ -19,48 +27,86 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"conferencego/bench/stack"
 )
 
 type options struct {
 	server      string
+	baseline    string
 	adminURL    string
+	out         string
 	duration    time.Duration
 	warmup      time.Duration
 	concurrency int
 	seed        int
+	rounds      int
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.server, "server", "bin/api-conference", "api-conference binary to start")
+	flag.StringVar(&o.baseline, "baseline", "bin/pgxbaseline", "pgxbaseline binary to start (go build ./bench/cmd/pgxbaseline)")
 	flag.StringVar(&o.adminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres URL with the right to create databases")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario is measured")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
+	flag.StringVar(&o.out, "out", "out/bench.md", "file the Markdown report is written to")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each operation is measured, on each server")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients, for the API and for pgbench")
-	flag.IntVar(&o.seed, "conferences", 100, "conferences created before the read scenarios")
+	flag.IntVar(&o.seed, "conferences", 100, "conferences created before the measurements (the list reads the first 100)")
+	flag.IntVar(&o.rounds, "rounds", 1, "times each operation is measured on each server, alternating which goes first; the numbers pool them")
 	flag.Parse()
-	if o.duration <= 0 || o.concurrency < 1 || o.seed < 1 {
-		fmt.Fprintln(os.Stderr, "loadgen: -duration, -concurrency and -conferences must be positive")
+	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 || o.seed < 1 || o.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "loadgen: -duration, -concurrency, -conferences and -rounds must be positive, -warmup not negative")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o options) error {
+// machine is what the report says about where and when it was measured.
+type machine struct {
+	date     time.Time
+	host     string
+	cpus     int
+	loadavg  string // /proc/loadavg's first three fields when the run started
+	loadEnd  string // and when it ended
+	postgres string
+}
+
+func startMachine() machine {
+	m := machine{date: time.Now().UTC(), cpus: runtime.NumCPU(), loadavg: loadAverage()}
+	m.host, _ = os.Hostname()
+	return m
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages (Linux), or "unknown".
+func loadAverage() string {
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			return strings.Join(f[:3], " ")
+		}
+	}
+	return "unknown"
+}
+
+func run(ctx context.Context, o options, stdout io.Writer) error {
+	m := startMachine() // before this run adds load of its own
 	db, err := stack.CreateDatabase(ctx, o.adminURL, "conferencego_bench_")
 	if err != nil {
 		return fmt.Errorf("-admin-url: %w", err)
@@ -70,79 +116,156 @@ func run(ctx context.Context, o options) error {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 		}
 	}()
-	dbURL := db.URL
-
-	addr, err := stack.FreeAddr()
-	if err != nil {
+	if m.postgres, err = serverVersion(ctx, db.URL); err != nil {
 		return err
 	}
-	server, err := stack.Start(ctx, stack.Spec{
-		Name: o.server, Bin: o.server, Addr: addr, Output: os.Stderr, HealthTimeout: 20 * time.Second,
-		Env: append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_LEVEL=warn", "LOG_FORMAT=text"),
-	})
+
+	// api-conference first: it migrates the scratch database, which the baseline then shares.
+	ours, err := start(ctx, "api-conference", o.server, db.URL)
 	if err != nil {
 		return fmt.Errorf("-server: %w", err)
 	}
-	defer server.Stop(15 * time.Second)
-	base := server.URL()
+	defer ours.Stop(15 * time.Second)
+	floor, err := start(ctx, "pgxbaseline", o.baseline, db.URL)
+	if err != nil {
+		return fmt.Errorf("-baseline: %w", err)
+	}
+	defer floor.Stop(15 * time.Second)
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
-	ids, err := seed(ctx, client, base, o.seed)
+	newClient := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
+	}
+	clients := [2]*http.Client{newClient(), newClient()}
+	servers := [2]*stack.Process{ours, floor}
+	ids, err := seed(ctx, clients[0], ours.URL(), o.seed)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	location := ids[0]
 	confIDs := ids[1:]
 
-	scenarios := []scenario{
-		{name: "GET /api/conferences/{id}/", do: func(c *http.Client, i int) (int, error) {
-			return send(c, "GET", fmt.Sprintf("%s/api/conferences/%d/", base, confIDs[i%len(confIDs)]), nil)
+	ops := []operation{
+		{name: "GET /api/conferences/{id}/", req: func(i int) (string, string, []byte) {
+			return "GET", fmt.Sprintf("/api/conferences/%d/", confIDs[i%len(confIDs)]), nil
 		}},
-		{name: fmt.Sprintf("GET /api/conferences/ (%d items)", min(len(confIDs), 100)), do: func(c *http.Client, _ int) (int, error) {
-			return send(c, "GET", base+"/api/conferences/", nil)
+		{name: fmt.Sprintf("GET /api/conferences/?limit=100 (%d items)", min(len(confIDs), 100)), req: func(int) (string, string, []byte) {
+			return "GET", "/api/conferences/?limit=100", nil
 		}},
-		{name: "POST /api/conferences/", do: func(c *http.Client, i int) (int, error) {
-			body := fmt.Sprintf(`{"name":"Load %d","starts":"2027-03-01","ends":"2027-03-03","max_presentations":5,"max_attendees":100,"location":%d}`, i, location)
-			return send(c, "POST", base+"/api/conferences/", []byte(body))
+		{name: "POST /api/conferences/", req: func(i int) (string, string, []byte) {
+			return "POST", "/api/conferences/", fmt.Appendf(nil, `{"name":"Load %d","starts":"2027-03-01","ends":"2027-03-03","max_presentations":5,"max_attendees":100,"location":%d}`, i, location)
+		}},
+		// Every PUT changes the name, so each makes a new version and an event on both servers.
+		{name: "PUT /api/conferences/{id}/", req: func(i int) (string, string, []byte) {
+			return "PUT", fmt.Sprintf("/api/conferences/%d/", confIDs[i%len(confIDs)]), fmt.Appendf(nil, `{"name":"Update %d","starts":"2027-03-01","ends":"2027-03-03","max_presentations":5,"max_attendees":100,"location":%d}`, i, location)
 		}},
 	}
-	var results []result
-	for _, s := range scenarios {
-		fmt.Fprintf(os.Stderr, "loadgen: %s ...\n", s.name)
-		if _, err := s.drive(ctx, client, o.concurrency, o.warmup); err != nil {
-			return err
+	// Request numbers are unique over the whole run, so that no PUT repeats an earlier one's
+	// name: api-conference answers a PUT that changes nothing without writing.
+	var seq atomic.Int64
+	var rows []row
+	for _, op := range ops {
+		r := row{name: op.name}
+		// Ours and the floor right after each other, so that both see the same machine as
+		// nearly as a shared one allows; with more rounds the order alternates, so that neither
+		// always goes first (into a smaller table, a cooler cache, a quieter neighbour).
+		for round := range o.rounds {
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, k := range order {
+				p := servers[k]
+				fmt.Fprintf(os.Stderr, "loadgen: round %d/%d: %s on %s ...\n", round+1, o.rounds, op.name, p.Name)
+				if o.warmup > 0 {
+					if _, err := op.drive(ctx, clients[k], p.URL(), &seq, o.concurrency, o.warmup); err != nil {
+						return fmt.Errorf("%s: %w", p.Name, err)
+					}
+				}
+				res, err := op.drive(ctx, clients[k], p.URL(), &seq, o.concurrency, o.duration)
+				if err != nil {
+					return fmt.Errorf("%s: %w", p.Name, err)
+				}
+				r.results[k] = r.results[k].add(res)
+			}
 		}
-		r, err := s.drive(ctx, client, o.concurrency, o.duration)
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
+		rows = append(rows, r)
 	}
 	fmt.Fprintln(os.Stderr, "loadgen: pgbench -S ...")
-	tps, err := pgbench(ctx, dbURL, o.concurrency, o.duration)
+	tps, err := pgbench(ctx, db.URL, o.concurrency, o.duration)
 	if err != nil {
 		return err
 	}
-	printTable(os.Stdout, o, results, tps)
+	m.loadEnd = loadAverage()
+	var report bytes.Buffer
+	writeReport(&report, o, m, rows, tps)
+	if _, err := stdout.Write(report.Bytes()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return fmt.Errorf("-out: %w", err)
+	}
+	if err := os.WriteFile(o.out, report.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("-out: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "loadgen: written to", o.out)
 	return nil
 }
 
-type scenario struct {
+func start(ctx context.Context, name, bin, dbURL string) (*stack.Process, error) {
+	addr, err := stack.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return stack.Start(ctx, stack.Spec{
+		Name: name, Bin: bin, Addr: addr, Output: os.Stderr, HealthTimeout: 20 * time.Second,
+		Env: append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_LEVEL=warn", "LOG_FORMAT=text"),
+	})
+}
+
+func serverVersion(ctx context.Context, dbURL string) (string, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to the scratch database: %w", err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		return "", fmt.Errorf("postgres version: %w", err)
+	}
+	return v, nil
+}
+
+// operation is one request kind; req returns the method, path and body of request i.
+type operation struct {
 	name string
-	do   func(c *http.Client, i int) (status int, err error)
+	req  func(i int) (method, path string, body []byte)
 }
 
 type result struct {
-	name     string
 	requests int
 	errors   int
 	took     time.Duration
 	lat      []time.Duration
 }
 
-// drive runs s with n workers for d and returns what happened. Any non-2xx answer counts as
-// an error; a transport error stops the run.
-func (s scenario) drive(ctx context.Context, c *http.Client, n int, d time.Duration) (result, error) {
+func (r result) rps() float64 { return float64(r.requests) / r.took.Seconds() }
+
+// add pools two measurements of one operation on one server.
+func (r result) add(o result) result {
+	lat := append(append([]time.Duration(nil), r.lat...), o.lat...)
+	slices.Sort(lat)
+	return result{requests: r.requests + o.requests, errors: r.errors + o.errors, took: r.took + o.took, lat: lat}
+}
+
+// row is one operation measured on api-conference (0) and on the baseline (1).
+type row struct {
+	name    string
+	results [2]result
+}
+
+// drive runs op against base with n workers for d and returns what happened. Any non-2xx
+// answer counts as an error; a transport error stops the run.
+func (op operation) drive(ctx context.Context, c *http.Client, base string, seq *atomic.Int64, n int, d time.Duration) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -153,13 +276,14 @@ func (s scenario) drive(ctx context.Context, c *http.Client, n int, d time.Durat
 		wg    sync.WaitGroup
 		start = time.Now()
 	)
-	for w := range n {
+	for range n {
 		wg.Go(func() {
 			var lat []time.Duration
 			bad := 0
-			for i := w; ctx.Err() == nil; i += n {
+			for ctx.Err() == nil {
+				method, path, body := op.req(int(seq.Add(1)))
 				t0 := time.Now()
-				status, err := s.do(c, i)
+				status, err := send(c, method, base+path, body)
 				if err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()
@@ -183,10 +307,10 @@ func (s scenario) drive(ctx context.Context, c *http.Client, n int, d time.Durat
 	}
 	wg.Wait()
 	if first != nil {
-		return result{}, fmt.Errorf("%s: %w", s.name, first)
+		return result{}, fmt.Errorf("%s: %w", op.name, first)
 	}
 	slices.Sort(all)
-	return result{name: s.name, requests: len(all), errors: errs, took: time.Since(start), lat: all}, nil
+	return result{requests: len(all), errors: errs, took: time.Since(start), lat: all}, nil
 }
 
 func send(c *http.Client, method, u string, body []byte) (int, error) {
@@ -224,7 +348,13 @@ func seed(ctx context.Context, c *http.Client, base string, n int) ([]int64, err
 			b, _ := io.ReadAll(resp.Body)
 			return 0, fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
 		}
-		return out.ID, json.NewDecoder(resp.Body).Decode(&out)
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return 0, fmt.Errorf("POST %s: %w", path, err)
+		}
+		if out.ID <= 0 {
+			return 0, fmt.Errorf("POST %s: no id in the answer", path)
+		}
+		return out.ID, nil
 	}
 	loc, err := post("/api/locations/", `{"name":"Bench Hall","city":"Austin","room_count":10,"state":"TX"}`)
 	if err != nil {
@@ -268,16 +398,26 @@ func pct(lat []time.Duration, p float64) time.Duration {
 	return lat[int(p*float64(len(lat)-1))]
 }
 
-func printTable(w io.Writer, o options, results []result, tps float64) {
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, "\napi-conference under load: %d concurrent clients on loopback, %s per scenario, %d cores, host %s\n\n",
-		o.concurrency, o.duration, runtime.NumCPU(), host)
-	fmt.Fprintln(w, "| scenario | requests | req/s | p50 | p99 | non-2xx | req/s ÷ pgbench -S tps |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
-	for _, r := range results {
-		rps := float64(r.requests) / r.took.Seconds()
-		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %d | %.3f |\n", r.name, r.requests, rps,
-			pct(r.lat, 0.50).Round(time.Microsecond), pct(r.lat, 0.99).Round(time.Microsecond), r.errors, rps/tps)
+// writeReport writes the Markdown report: the machine and the date, then per operation
+// api-conference's and the baseline's throughput and latency and their ratio, then pgbench.
+func writeReport(w io.Writer, o options, m machine, rows []row, tps float64) {
+	fmt.Fprintf(w, "\n## task bench, %s\n\n", m.date.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "Machine: %s, nproc %d, load average %s at the start and %s at the end; Postgres %s. %d concurrent clients from a second process on loopback, %s per operation and server after %s of warm-up, %d round(s) alternating which server goes first; ours is api-conference, pgx is bench/cmd/pgxbaseline on the same database.\n\n",
+		m.host, m.cpus, m.loadavg, m.loadEnd, m.postgres, o.concurrency, o.duration, o.warmup, o.rounds)
+	fmt.Fprintln(w, "| operation | ours req/s | ours p50 | ours p99 | pgx req/s | pgx p50 | pgx p99 | ours ÷ pgx | non-2xx ours/pgx |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		a, b := r.results[0], r.results[1]
+		ratio := "n/a"
+		if b.rps() > 0 {
+			ratio = fmt.Sprintf("%.2f×", a.rps()/b.rps())
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.0f | %s | %s | %s | %d/%d |\n", r.name,
+			a.rps(), ms(pct(a.lat, 0.50)), ms(pct(a.lat, 0.99)),
+			b.rps(), ms(pct(b.lat, 0.50)), ms(pct(b.lat, 0.99)), ratio, a.errors, b.errors)
 	}
-	fmt.Fprintf(w, "| pgbench -S (baseline, %d clients) | | %.0f | | | | 1.000 |\n", o.concurrency, tps)
+	fmt.Fprintf(w, "| pgbench -S (tps, %d clients, -j 2) | | | | %.0f | | | | |\n", o.concurrency, tps)
 }
+
+// ms renders a latency in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
