@@ -50,6 +50,7 @@ type system struct {
 
 	conference *proc
 	proxy      *badProxy
+	net        *netFaults // with options.netFaults
 	attendees  []*proc
 	syncers    []*proc
 	api        *apiClient
@@ -71,6 +72,11 @@ type options struct {
 	// sentinel runs push mode against a primary and a replica watched by a Sentinel, the
 	// services in REDIS_MODE=sentinel; redis is then nil.
 	sentinel bool
+	// netFaults routes the services' links to Redis, Postgres and api-conference through
+	// toxiproxy proxies (s.net) that tests can break (netfault_test.go).
+	netFaults bool
+	// pollInterval is the syncer's SYNC_POLL_INTERVAL in pull mode; 0 means pollInterval.
+	pollInterval time.Duration
 }
 
 // setup starts api-conference, one api-attendee and one syncer in mode, each test with its
@@ -102,6 +108,9 @@ func setup(t *testing.T, mode string, opts options) *system {
 		t.Cleanup(func() { s.rdb.Close() })
 	}
 	s.db = connect(t, s.dbURL)
+	if opts.netFaults {
+		s.net = newNetFaults(t)
+	}
 	s.conference = startProc(t, binConference, binary(t, binConference), map[string]string{
 		"DATABASE_URL": s.dbURL, "LOG_LEVEL": "warn",
 	})
@@ -126,6 +135,9 @@ func (s *system) AddAttendee() *proc {
 		env["SYNC_GROUP"] = s.group
 		// Short, so that entries left pending by a killed consumer are taken over quickly.
 		env["SYNC_CLAIM_IDLE"] = "1s"
+	}
+	if s.net != nil {
+		s.net.route(s, binAttendee, env)
 	}
 	p := startProc(s.t, name(binAttendee, len(s.attendees)), binary(s.t, binAttendee), env)
 	s.attendees = append(s.attendees, p)
@@ -157,6 +169,12 @@ func (s *system) AddSyncer() *proc {
 		}
 	case pull:
 		env["SYNC_POLL_INTERVAL"] = pollInterval.String()
+		if s.opts.pollInterval > 0 {
+			env["SYNC_POLL_INTERVAL"] = s.opts.pollInterval.String()
+		}
+	}
+	if s.net != nil {
+		s.net.route(s, binSyncer, env)
 	}
 	p := startProc(s.t, name(binSyncer, len(s.syncers)), binary(s.t, binSyncer), env)
 	s.syncers = append(s.syncers, p)
