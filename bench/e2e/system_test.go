@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,9 @@ type options struct {
 	// netFaults routes the services' links to Redis, Postgres and api-conference through
 	// toxiproxy proxies (s.net) that tests can break (netfault_test.go).
 	netFaults bool
+	// adminURL is the Postgres server of the test's database (a pgCluster's); empty means
+	// TEST_DATABASE_URL's.
+	adminURL string
 	// pollInterval is the syncer's SYNC_POLL_INTERVAL in pull mode; 0 means pollInterval.
 	pollInterval time.Duration
 }
@@ -85,7 +89,7 @@ func setup(t *testing.T, mode string, opts options) *system {
 	t.Helper()
 	s := &system{
 		t: t, mode: mode, opts: opts,
-		dbURL:  newDatabase(t),
+		dbURL:  newDatabaseAt(t, cmp.Or(opts.adminURL, adminURL())),
 		stream: "e2e." + stack.RandomHex(6) + ".changes",
 		group:  "e2e-" + stack.RandomHex(6),
 		token:  stack.RandomHex(16),
