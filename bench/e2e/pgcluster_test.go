@@ -3,13 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,122 +15,51 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"conferencego/bench/stack"
 	"conferencego/syncer/changeevent"
 )
 
-// pgCluster is a Postgres cluster of one test, made with initdb in a temporary directory and
-// run with pg_ctl on a free port, so that the test may stop and start a real server (the shared
-// server on 5432 must stay up for the other tests). initdb refuses to run as root: as root, the
-// cluster is made and run as the postgres user (runuser), in a directory it owns.
+// pgCluster is a Postgres cluster of one test (stack.Cluster), so that the test may stop and
+// start a real server; it is stopped and removed when the test ends.
 type pgCluster struct {
-	t    *testing.T
-	bin  string // the directory of initdb and pg_ctl
-	dir  string
-	data string
-	port string
-	asPG bool
+	t *testing.T
+	c *stack.Cluster
 }
 
-// postgresBinDir finds initdb and pg_ctl: PG_BINDIR, Debian's /usr/lib/postgresql/<n>/bin
-// (the newest), or the PATH.
-func postgresBinDir() (string, error) {
-	if d := os.Getenv("PG_BINDIR"); d != "" {
-		return d, nil
-	}
-	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) > 0 {
-		sort.Slice(m, func(i, j int) bool { return versionOf(m[i]) > versionOf(m[j]) })
-		return filepath.Dir(m[0]), nil
-	}
-	p, err := exec.LookPath("initdb")
-	if err != nil {
-		return "", fmt.Errorf("initdb is not installed (apt-get install postgresql, or set PG_BINDIR): %w", err)
-	}
-	return filepath.Dir(p), nil
-}
-
-func versionOf(initdb string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
-	return n
-}
-
-// startPGCluster makes a cluster and starts it; it is stopped (immediately) and removed when t
-// ends.
 func startPGCluster(t *testing.T) *pgCluster {
 	t.Helper()
-	bin, err := postgresBinDir()
-	if err != nil {
+	c, err := stack.NewCluster(context.Background())
+	if errors.Is(err, stack.ErrNoPostgres) {
 		unavailable(t, err.Error())
 	}
-	// Not t.TempDir: the postgres user must be able to reach the directory.
-	dir, err := os.MkdirTemp("", "e2e-pgcluster-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &pgCluster{t: t, bin: bin, dir: dir, data: filepath.Join(dir, "data"), asPG: os.Geteuid() == 0}
 	t.Cleanup(func() {
-		c.run("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "stop")
 		if t.Failed() {
-			t.Logf("last lines of the Postgres log:\n%s", tailFile(c.logFile(), 30))
+			t.Logf("last lines of the Postgres log:\n%s", tailFile(c.LogFile(), 30))
 		}
-		os.RemoveAll(dir)
+		c.Remove()
 	})
-	if c.asPG {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			unavailable(t, "running as root, and there is no postgres user to run initdb as: "+err.Error())
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// fsync off: the test restarts the server cleanly or crashes the postmaster only, never
-	// the machine, so the data survives without waiting for the disk.
-	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	addr := freeAddr(t)
-	_, c.port, _ = net.SplitHostPort(addr)
-	c.Start()
-	return c
+	return &pgCluster{t: t, c: c}
 }
 
-func (c *pgCluster) logFile() string { return filepath.Join(c.dir, "postgres.log") }
+// AdminURL is where the test creates its database.
+func (p *pgCluster) AdminURL() string { return p.c.AdminURL() }
 
-// run runs a program of the Postgres bin directory, as the postgres user when the test is root.
-func (c *pgCluster) run(prog string, args ...string) ([]byte, error) {
-	path := filepath.Join(c.bin, prog)
-	var cmd *exec.Cmd
-	if c.asPG {
-		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
-	} else {
-		cmd = exec.Command(path, args...)
-	}
-	cmd.Dir = c.dir
-	return cmd.CombinedOutput()
-}
-
-// AdminURL is a URL of the cluster's postgres database, where tests may create databases.
-func (c *pgCluster) AdminURL() string {
-	return "postgres://postgres@127.0.0.1:" + c.port + "/postgres?sslmode=disable"
-}
-
-// Start starts the server and waits until it accepts connections.
-func (c *pgCluster) Start() {
-	c.t.Helper()
-	opts := "-p " + c.port + " -k " + c.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-	if out, err := c.run("pg_ctl", "-D", c.data, "-l", c.logFile(), "-o", opts, "-w", "-t", "60", "start"); err != nil {
-		c.t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, tailFile(c.logFile(), 20))
+// Start starts the server again.
+func (p *pgCluster) Start() {
+	p.t.Helper()
+	if err := p.c.Start(context.Background()); err != nil {
+		p.t.Fatalf("%v\n%s", err, tailFile(p.c.LogFile(), 20))
 	}
 }
 
-// Stop stops the server: mode fast rolls back what is open and shuts down cleanly, immediate
-// ends every process at once, as a crash does, and the next start recovers from the WAL.
-func (c *pgCluster) Stop(mode string) {
-	c.t.Helper()
-	if out, err := c.run("pg_ctl", "-D", c.data, "-m", mode, "-w", "-t", "60", "stop"); err != nil {
-		c.t.Fatalf("pg_ctl stop -m %s: %v\n%s", mode, err, out)
+// Stop stops the server the way mode says (pg_ctl stop -m fast or immediate).
+func (p *pgCluster) Stop(mode string) {
+	p.t.Helper()
+	if err := p.c.Stop(context.Background(), mode); err != nil {
+		p.t.Fatal(err)
 	}
 }
 

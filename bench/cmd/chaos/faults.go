@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -35,6 +36,17 @@ func (r *run) faults() []fault {
 			WHERE datname = $1 AND pid <> pg_backend_pid()`, r.db.Name)
 		return err
 	}, heal: nothing})
+	if r.cluster != nil {
+		fs = append(fs, fault{kind: "postgres restarted", inject: func(ctx context.Context) error {
+			// Every other time as a crash: pg_ctl stop -m immediate, and recovery at the start.
+			mode := "fast"
+			if r.restarts%2 == 1 {
+				mode = "immediate"
+			}
+			r.restarts++
+			return r.cluster.Stop(ctx, mode)
+		}, heal: r.cluster.Start})
+	}
 	toxic := func(kind string, p *toxiproxy.Proxy, hold time.Duration, toxics ...[]any) fault {
 		return fault{kind: kind, hold: hold, inject: func(context.Context) error {
 			for i, t := range toxics {
@@ -80,5 +92,5 @@ func (r *run) faults() []fault {
 				[]any{"limit_data", "downstream", map[string]any{"bytes": 2048}}),
 		)
 	}
-	return fs
+	return slices.DeleteFunc(fs, func(f fault) bool { return slices.Contains(r.cfg.Skip, f.kind) })
 }

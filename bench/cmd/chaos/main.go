@@ -13,8 +13,11 @@
 //
 //	go tool task chaos DURATION=10m
 //
-// Environment: DURATION, SEED (default: the clock), RATE (writes/s, default 20), OUT,
-// TEST_DATABASE_URL (a Postgres server where it may create databases, default the local one).
+// Environment: DURATION, SEED (default: the clock), RATE (writes/s, default 20), OUT, SKIP
+// (fault kinds to leave out, comma-separated, as the report names them),
+// OWN_POSTGRES (default on: each mode runs on a Postgres cluster of its own, made with initdb,
+// which the "postgres restarted" fault stops and starts; off: TEST_DATABASE_URL's server, a
+// server where it may create databases, default the local one, and no restarts).
 // It needs redis-server on the PATH. It exits 1 when the check fails.
 package main
 
@@ -27,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -70,7 +74,7 @@ func main() {
 }
 
 func configFromEnv() (config, error) {
-	cfg := config{Duration: 10 * time.Minute, Seed: time.Now().UnixNano(), Rate: 20,
+	cfg := config{Duration: 10 * time.Minute, Seed: time.Now().UnixNano(), Rate: 20, OwnPostgres: os.Getenv("OWN_POSTGRES") != "off",
 		AdminURL: cmp.Or(os.Getenv("TEST_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")}
 	var err error
 	if v := os.Getenv("DURATION"); v != "" {
@@ -87,6 +91,9 @@ func configFromEnv() (config, error) {
 		if cfg.Rate, err = strconv.ParseFloat(v, 64); err != nil || cfg.Rate <= 0 {
 			return cfg, fmt.Errorf("RATE=%q: want writes per second above 0", v)
 		}
+	}
+	if v := os.Getenv("SKIP"); v != "" {
+		cfg.Skip = strings.Split(v, ",")
 	}
 	cfg.Out = os.Getenv("OUT")
 	if cfg.Out == "" {

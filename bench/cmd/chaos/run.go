@@ -39,6 +39,12 @@ type config struct {
 	BinDir   string
 	Out      string
 	Log      *slog.Logger
+	// Skip names fault kinds the run leaves out.
+	Skip []string
+	// OwnPostgres runs each mode on a Postgres cluster of its own (stack.NewCluster), which
+	// the "postgres restarted" fault stops and starts; without it the run uses AdminURL's
+	// server and leaves that fault out.
+	OwnPostgres bool
 }
 
 // sample is the state of the system at one moment of a run.
@@ -137,6 +143,8 @@ type run struct {
 	back     int
 	samples  []sample
 	cleanups []func()
+	cluster  *stack.Cluster // with OwnPostgres
+	restarts int
 }
 
 func (r *run) cleanup() {
@@ -235,7 +243,17 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // setup starts Postgres's database, Redis (push), the proxies and the three services.
 func (r *run) setup(ctx context.Context) error {
-	db, err := stack.CreateDatabase(ctx, r.cfg.AdminURL, "chaos_")
+	admin := r.cfg.AdminURL
+	if r.cfg.OwnPostgres {
+		c, err := stack.NewCluster(ctx)
+		if err != nil {
+			return err
+		}
+		r.cluster = c
+		r.cleanups = append(r.cleanups, c.Remove)
+		admin = c.AdminURL()
+	}
+	db, err := stack.CreateDatabase(ctx, admin, "chaos_")
 	if err != nil {
 		return err
 	}
