@@ -20,7 +20,7 @@ import (
 func report(cfg config, results []*result) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "# Chaos run\n\nDURATION=%s SEED=%d RATE=%g/s; %s, %d CPUs, GOOS %s; started %s\n",
+	fmt.Fprintf(&b, "# Chaos run\n\nDURATION=%s SEED=%d RATE=%g/s; %s, %d CPUs, GOOS %s; finished %s\n",
 		cfg.Duration, cfg.Seed, cfg.Rate, host, runtime.NumCPU(), runtime.GOOS, time.Now().UTC().Format(time.RFC3339))
 	for _, r := range results {
 		verdict := "PASS"
