@@ -117,7 +117,8 @@ func (s *svc) start(ctx context.Context) error {
 type run struct {
 	cfg  config
 	mode string
-	rng  *rand.Rand
+	rng  *rand.Rand // the scheduler's: which fault, how long
+	wrng *rand.Rand // the writer's own, so that the two never share one
 	log  *slog.Logger
 
 	db       *stack.Database
@@ -155,7 +156,7 @@ func (r *run) cleanup() {
 
 // runMode runs one mode for d.
 func runMode(ctx context.Context, cfg config, mode string, d time.Duration, seed int64) (*result, error) {
-	r := &run{cfg: cfg, mode: mode, rng: rand.New(rand.NewPCG(uint64(seed), 14)), log: cfg.Log.With("mode", mode),
+	r := &run{cfg: cfg, mode: mode, rng: rand.New(rand.NewPCG(uint64(seed), 14)), wrng: rand.New(rand.NewPCG(uint64(seed), 15)), log: cfg.Log.With("mode", mode),
 		services: map[string]*svc{}, api: &http.Client{Timeout: 10 * time.Second}, maxVer: map[int64]int64{},
 		stream: "chaos." + stack.RandomHex(4) + ".changes"}
 	defer r.cleanup()
@@ -412,18 +413,19 @@ func (r *run) write(ctx context.Context) {
 			continue
 		}
 		r.mu.Lock()
-		roll := r.rng.Float64()
+		roll := r.wrng.Float64()
 		var id int64 = -1
 		if len(r.live) > 4 && roll >= 0.4 {
-			k := r.rng.IntN(len(r.live))
+			k := r.wrng.IntN(len(r.live))
 			id = r.live[k]
 			if roll >= 0.85 { // a delete: the writer forgets it at once
 				r.live = append(r.live[:k], r.live[k+1:]...)
 			}
 		}
-		loc := r.locs[r.rng.IntN(len(r.locs))]
-		month, cap := 1+r.rng.IntN(12), 10+r.rng.IntN(1000)
+		loc := r.locs[r.wrng.IntN(len(r.locs))]
+		month, cap := 1+r.wrng.IntN(12), 10+r.wrng.IntN(1000)
 		r.mu.Unlock()
+		serial := n // the loop's n moves on while the write runs
 		wg.Go(func() {
 			defer func() { <-sem }()
 			var err error
@@ -433,7 +435,7 @@ func (r *run) write(ctx context.Context) {
 					ID int64 `json:"id"`
 				}
 				starts := time.Date(2027, time.Month(month), 1, 9, 0, 0, 0, time.UTC)
-				err = r.call(ctx, http.MethodPost, "/api/conferences/", map[string]any{"name": fmt.Sprintf("Chaos %d", n),
+				err = r.call(ctx, http.MethodPost, "/api/conferences/", map[string]any{"name": fmt.Sprintf("Chaos %d", serial),
 					"starts": starts.Format(time.RFC3339), "ends": starts.AddDate(0, 0, 2).Format(time.RFC3339),
 					"max_presentations": 5, "max_attendees": cap, "location": loc}, &out)
 				if err == nil {
@@ -445,7 +447,7 @@ func (r *run) write(ctx context.Context) {
 				err = r.call(ctx, http.MethodDelete, "/api/conferences/"+strconv.FormatInt(id, 10)+"/", nil, nil)
 			default:
 				err = r.call(ctx, http.MethodPut, "/api/conferences/"+strconv.FormatInt(id, 10)+"/",
-					map[string]any{"name": fmt.Sprintf("Chaos %d rev %d", id, n), "max_attendees": cap}, nil)
+					map[string]any{"name": fmt.Sprintf("Chaos %d rev %d", id, serial), "max_attendees": cap}, nil)
 			}
 			r.mu.Lock()
 			if err != nil && ctx.Err() == nil {
