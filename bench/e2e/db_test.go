@@ -39,9 +39,15 @@ func connectAdmin(t *testing.T) *pgx.Conn {
 // connection still open to it, when t ends.
 func newDatabase(t *testing.T) string {
 	t.Helper()
+	return newDatabaseAt(t, adminURL())
+}
+
+// newDatabaseAt is newDatabase on the server of admin.
+func newDatabaseAt(t *testing.T, admin string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := stack.CreateDatabase(ctx, adminURL(), "t_")
+	db, err := stack.CreateDatabase(ctx, admin, "t_")
 	if errors.Is(err, stack.ErrUnreachable) {
 		unavailable(t, fmt.Sprintf("%v (set TEST_DATABASE_URL)", err))
 	}

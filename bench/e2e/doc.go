@@ -18,7 +18,12 @@
 // syncer trusts (facts_test.go): api-conference restarted on a wrong database, spoilt state
 // listings, a forged version, a conference deleted and made again under its id, commits out of
 // order and rollbacks, and many conferences inserted by SQL (TestManyConferences; E2E_SCALE
-// sets how many, for go tool task test:scale and bench:scale).
+// sets how many, for go tool task test:scale and bench:scale). Faults of a network
+// (netfault_test.go, through toxiproxy embedded in the test binary): latency and a blackhole on
+// the links to Redis, a pipeline cut short, the LISTEN connection reset, a slow and a cut
+// api-conference, api-attendee's database away. A real Postgres (pgcluster_test.go, a cluster of
+// the test's own): restarted under writes, a source transaction held open, a NOTIFY storm.
+// docs/reliability.md lists every fault with its test.
 //
 // # The projection
 //

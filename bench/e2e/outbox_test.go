@@ -24,6 +24,16 @@ type outboxTx struct {
 // the transaction open; it is rolled back when t ends unless committed.
 func beginOutboxUpdate(t *testing.T, dsn string, id int64, name string) *outboxTx {
 	t.Helper()
+	o := beginOutboxChange(t, dsn, id, name)
+	o.bumpMarker(t)
+	return o
+}
+
+// beginOutboxChange is beginOutboxUpdate without the change marker and the NOTIFY: the row and
+// its outbox row are written and the transaction stays open without holding the marker slot's
+// lock, which would hold up every other write of that slot; CommitWithMarker ends it.
+func beginOutboxChange(t *testing.T, dsn string, id int64, name string) *outboxTx {
+	t.Helper()
 	ctx := context.Background()
 	conn := connect(t, dsn)
 	tx, err := conn.Begin(ctx)
@@ -56,15 +66,28 @@ func beginOutboxUpdate(t *testing.T, dsn string, id int64, name string) *outboxT
 		Scan(&o.outboxID); err != nil {
 		t.Fatalf("insert outbox row: %v", err)
 	}
+	return o
+}
+
+// CommitWithMarker bumps the change marker, notifies and commits, as api-conference ends a change.
+func (o *outboxTx) CommitWithMarker(t *testing.T) {
+	t.Helper()
+	o.bumpMarker(t)
+	o.Commit(t)
+}
+
+// bumpMarker bumps the change marker and notifies, in the transaction.
+func (o *outboxTx) bumpMarker(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
 	// The marker slot is id % 16, as in api-conference; callers keep the slots of concurrent
 	// transactions apart, or the second would wait for the first's commit.
-	if _, err := tx.Exec(ctx, "UPDATE conference.change_marker SET n = n + 1 WHERE slot = $1", id%16); err != nil {
+	if _, err := o.tx.Exec(ctx, "UPDATE conference.change_marker SET n = n + 1 WHERE slot = $1", o.id%16); err != nil {
 		t.Fatalf("bump change marker: %v", err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", changeevent.NotifyChannel); err != nil {
+	if _, err := o.tx.Exec(ctx, "SELECT pg_notify($1, '')", changeevent.NotifyChannel); err != nil {
 		t.Fatalf("notify: %v", err)
 	}
-	return o
 }
 
 // Commit commits the transaction.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ type system struct {
 
 	conference *proc
 	proxy      *badProxy
+	net        *netFaults // with options.netFaults
 	attendees  []*proc
 	syncers    []*proc
 	api        *apiClient
@@ -71,6 +73,14 @@ type options struct {
 	// sentinel runs push mode against a primary and a replica watched by a Sentinel, the
 	// services in REDIS_MODE=sentinel; redis is then nil.
 	sentinel bool
+	// netFaults routes the services' links to Redis, Postgres and api-conference through
+	// toxiproxy proxies (s.net) that tests can break (netfault_test.go).
+	netFaults bool
+	// adminURL is the Postgres server of the test's database (a pgCluster's); empty means
+	// TEST_DATABASE_URL's.
+	adminURL string
+	// pollInterval is the syncer's SYNC_POLL_INTERVAL in pull mode; 0 means pollInterval.
+	pollInterval time.Duration
 }
 
 // setup starts api-conference, one api-attendee and one syncer in mode, each test with its
@@ -79,7 +89,7 @@ func setup(t *testing.T, mode string, opts options) *system {
 	t.Helper()
 	s := &system{
 		t: t, mode: mode, opts: opts,
-		dbURL:  newDatabase(t),
+		dbURL:  newDatabaseAt(t, cmp.Or(opts.adminURL, adminURL())),
 		stream: "e2e." + stack.RandomHex(6) + ".changes",
 		group:  "e2e-" + stack.RandomHex(6),
 		token:  stack.RandomHex(16),
@@ -102,6 +112,9 @@ func setup(t *testing.T, mode string, opts options) *system {
 		t.Cleanup(func() { s.rdb.Close() })
 	}
 	s.db = connect(t, s.dbURL)
+	if opts.netFaults {
+		s.net = newNetFaults(t)
+	}
 	s.conference = startProc(t, binConference, binary(t, binConference), map[string]string{
 		"DATABASE_URL": s.dbURL, "LOG_LEVEL": "warn",
 	})
@@ -126,6 +139,9 @@ func (s *system) AddAttendee() *proc {
 		env["SYNC_GROUP"] = s.group
 		// Short, so that entries left pending by a killed consumer are taken over quickly.
 		env["SYNC_CLAIM_IDLE"] = "1s"
+	}
+	if s.net != nil {
+		s.net.route(s, binAttendee, env)
 	}
 	p := startProc(s.t, name(binAttendee, len(s.attendees)), binary(s.t, binAttendee), env)
 	s.attendees = append(s.attendees, p)
@@ -157,6 +173,12 @@ func (s *system) AddSyncer() *proc {
 		}
 	case pull:
 		env["SYNC_POLL_INTERVAL"] = pollInterval.String()
+		if s.opts.pollInterval > 0 {
+			env["SYNC_POLL_INTERVAL"] = s.opts.pollInterval.String()
+		}
+	}
+	if s.net != nil {
+		s.net.route(s, binSyncer, env)
 	}
 	p := startProc(s.t, name(binSyncer, len(s.syncers)), binary(s.t, binSyncer), env)
 	s.syncers = append(s.syncers, p)

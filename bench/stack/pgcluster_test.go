@@ -1,0 +1,49 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestClusterRestarts: a cluster of its own answers, is stopped cleanly and as a crash, and
+// answers again after each start with what was committed before.
+func TestClusterRestarts(t *testing.T) {
+	ctx := context.Background()
+	c, err := NewCluster(ctx)
+	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") == "" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove()
+	exec := func(sql string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, c.AdminURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)")
+	for _, mode := range []string{"fast", "immediate"} {
+		if err := c.Stop(ctx, mode); err != nil {
+			t.Fatal(err)
+		}
+		if conn, err := pgx.Connect(ctx, c.AdminURL()); err == nil {
+			conn.Close(ctx)
+			t.Fatalf("the server answers after pg_ctl stop -m %s", mode)
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		exec("SELECT 1/count(*) FROM kept") // divides by zero if the row is gone
+	}
+}
