@@ -21,11 +21,6 @@ func TestChaos(t *testing.T) {
 		t.Skip("a chaos run takes a minute")
 	}
 	cfg := config{Duration: 60 * time.Second, Seed: time.Now().UnixNano(), Rate: 20, OwnPostgres: true,
-		// Left out until the relay notices a restore from an older snapshot under writes: today
-		// it does only if its healer looks (every second) before the relay's next publish moves
-		// the stream's last ID past the recorded position again, so a run may fail by chance.
-		// task chaos keeps it in; docs/reliability.md has the failing run.
-		Skip:     []string{"redis restarted from an older snapshot"},
 		AdminURL: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		BinDir:   t.TempDir(), Out: t.TempDir(), Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if v := os.Getenv("TEST_DATABASE_URL"); v != "" {

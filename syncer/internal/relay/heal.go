@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,7 +47,8 @@ type healer struct {
 	// first is true until the first look, which always reconciles: this process may be
 	// replacing one that died after noticing a loss and before repairing it.
 	first bool
-	// lossSeen is the fingerprint of the loss last reconciled.
+	// mu guards lossSeen, the fingerprint of the loss last reconciled.
+	mu       sync.Mutex
 	lossSeen string
 }
 
@@ -107,10 +109,18 @@ func (h *healer) runOnce(ctx context.Context) {
 		h.log.Debug("cannot check the stream for lost entries", "err", err)
 		return
 	}
+	h.report(l)
+}
+
+// report counts loss l and asks for a reconcile, once per loss: until the relay publishes
+// again, the next look finds the same. The healer's looks and the publisher's check before
+// each batch both report here.
+func (h *healer) report(l loss) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if l.cause == "" || l.fingerprint == h.lossSeen {
 		return
 	}
-	// Seen once per loss: until the relay publishes again, the next look finds the same.
 	h.lossSeen = l.fingerprint
 	h.m.losses.WithLabelValues(l.cause).Inc()
 	if l.cause == lossTrimmed {

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +48,12 @@ type Relay struct {
 	m         *metrics
 	wake      chan struct{}
 	heal      *healer
+	// lastPublished is the newest entry this relay added, kept after each committed batch.
+	// The next batch's pipeline reads the stream's last generated ID before its XADDs: one
+	// that went back, or a stream that is gone, means Redis lost what it had accepted, and
+	// the check must happen there, because once the XADDs are in, the stream looks whole to
+	// any later look (the healer's included).
+	lastPublished streamID
 }
 
 // New returns a relay over the conference database (pool, whose search_path reaches the
@@ -158,6 +165,9 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 	if err := tx.commit(ctx, commit); err != nil {
 		return 0, fmt.Errorf("commit published batch: %w", err)
 	}
+	if b.last != nil && r.lastPublished.before(*b.last) {
+		r.lastPublished = *b.last
+	}
 	r.m.published.Add(float64(b.published))
 	r.m.deadLettered.Add(float64(b.dead))
 	r.m.batches.Inc()
@@ -254,6 +264,10 @@ func (r *Relay) publish(ctx context.Context, claimed []changeevent.OutboxRow) (b
 		return batchOut{}, fmt.Errorf("find the primary of %s: %w", r.cfg.Stream, err)
 	}
 	pipe := primary.Pipeline()
+	var head *redis.XInfoStreamCmd
+	if r.lastPublished != (streamID{}) {
+		head = pipe.XInfoStream(ctx, r.cfg.Stream)
+	}
 	var b batchOut
 	var adds []*redis.StringCmd
 	for _, o := range claimed {
@@ -276,9 +290,15 @@ func (r *Relay) publish(ctx context.Context, claimed []changeevent.OutboxRow) (b
 		// that hold this connection's writes.
 		wait = pipe.Do(ctx, "WAIT", r.cfg.WaitReplicas, r.cfg.WaitTimeout.Milliseconds())
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return batchOut{}, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
+	cmds, _ := pipe.Exec(ctx)
+	for _, c := range cmds {
+		// The look at the stream may fail on its own (a stream that is gone); every other
+		// command must succeed, or the batch goes out again.
+		if err := c.Err(); err != nil && (head == nil || c != redis.Cmder(head)) {
+			return batchOut{}, fmt.Errorf("publish %d events to %s: %w", len(claimed), r.cfg.Stream, err)
+		}
 	}
+	r.checkHead(head)
 	if err := r.checkWait(wait, len(claimed)); err != nil {
 		return batchOut{}, err
 	}
@@ -292,6 +312,27 @@ func (r *Relay) publish(ctx context.Context, claimed []changeevent.OutboxRow) (b
 		b.last = &last
 	}
 	return b, nil
+}
+
+// checkHead reports a loss to the healer when the stream, as it was just before this batch,
+// ended before the newest entry this relay had published, or was gone.
+func (r *Relay) checkHead(head *redis.XInfoStreamCmd) {
+	if head == nil {
+		return
+	}
+	info, err := head.Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			r.heal.report(loss{lossBehind, "the stream was gone; the relay had published up to " + r.lastPublished.String(), "gone@" + r.lastPublished.String()})
+		} else {
+			r.log.Debug("cannot read the stream's last ID before publishing", "err", err)
+		}
+		return
+	}
+	last, err := parseID(info.LastGeneratedID)
+	if err == nil && last.before(r.lastPublished) {
+		r.heal.report(loss{lossBehind, fmt.Sprintf("the stream ended at %s; the relay had published up to %s", last, r.lastPublished), "behind@" + r.lastPublished.String()})
+	}
 }
 
 // checkWait fails a batch of n rows that fewer replicas than WaitReplicas acknowledged; the
