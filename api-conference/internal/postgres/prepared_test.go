@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/api-conference/internal/postgres/pgtest"
 )
@@ -49,5 +50,25 @@ func TestConferenceReadsArePrepared(t *testing.T) {
 	}
 	if len(prepared) != 2 {
 		t.Fatalf("prepared conference statements = %q, want the get and the list", prepared)
+	}
+}
+
+// An update that changes nothing reads the conference back inside its transaction, on the
+// transaction's own connection: the same conference, at the same version, and no event.
+func TestUnchangedUpdateReadsInsideTheTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	loc := pgtest.MustCreateLocation(t, b.store)
+	want := pgtest.MustCreateConference(t, b.store, loc.ID, "GopherCon")
+
+	got, err := b.store.UpdateConference(context.Background(), want.ID, conference.ConferencePatch{Name: ptr(want.Name)})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("unchanged update (-want +got):\n%s", diff)
+	}
+	if events := outbox(t, b.store, want.ID); len(events) != 1 {
+		t.Fatalf("outbox = %q, want only the create", events)
 	}
 }
