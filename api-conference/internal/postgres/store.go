@@ -224,8 +224,8 @@ func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePat
 }
 
 func getConference(ctx context.Context, db bun.IDB, id int64) (conference.Conference, error) {
-	var row conferenceRow
-	if err := db.NewSelect().Model(&row).Relation("Location").Where("c.id = ?", id).Scan(ctx); err != nil {
+	row, err := selectConference(ctx, db, id)
+	if err != nil {
 		return conference.Conference{}, translate(err)
 	}
 	return row.domain(), nil
@@ -243,9 +243,8 @@ func (s *Store) GetConference(ctx context.Context, id int64) (conference.Confere
 // ListConferences returns up to limit conferences with ids above after, by id, and whether
 // more follow: a keyset page, which stays correct and cheap however deep it goes.
 func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]conference.Conference, bool, error) {
-	var rows []conferenceRow
-	if err := s.db.NewSelect().Model(&rows).Relation("Location").
-		Where("c.id > ?", after).Order("c.id").Limit(int64(limit) + 1).Scan(ctx); err != nil {
+	rows, err := selectConferences(ctx, s.db, after, int64(limit)+1)
+	if err != nil {
 		return nil, false, fmt.Errorf("list conferences: %w", translate(err))
 	}
 	more := len(rows) > limit

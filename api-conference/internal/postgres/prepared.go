@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+)
+
+// The hot reads (a conference by id, a page of the conference list) are constant SQL texts
+// with placeholders, run with pgx's statement cache: the pool's default is the simple
+// protocol (pgschema), under which bun renders every argument into the text and Postgres
+// parses and plans each statement anew. Here each connection prepares the text once and
+// later only binds and executes it. Bun keeps everything else, and the migrations.
+
+// conferenceColumns are conferenceRow's columns and its location's, in scanRow's order.
+const conferenceColumns = `c.id, c.name, c.starts, c.ends, c.description, c.max_presentations,
+	c.max_attendees, c.location_id, c.version, c.created, c.updated,
+	l.id, l.name, l.city, l.room_count, l.state, l.picture_url, l.created, l.updated
+FROM conferences AS c JOIN locations AS l ON l.id = c.location_id`
+
+const (
+	getConferenceSQL   = `SELECT ` + conferenceColumns + ` WHERE c.id = $1`
+	listConferencesSQL = `SELECT ` + conferenceColumns + ` WHERE c.id > $1 ORDER BY c.id LIMIT $2`
+)
+
+// cached is the first query argument that makes pgx's database/sql driver run the
+// statement through the connection's prepared-statement cache, whatever the pool's default.
+var cached any = pgx.QueryExecModeCacheStatement
+
+// querier is what database/sql's DB, Tx and Conn share.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// sqlOf returns the database/sql handle under db, so a read inside a transaction runs on the
+// transaction's own connection.
+func sqlOf(db bun.IDB) (querier, error) {
+	switch db := db.(type) {
+	case *bun.DB:
+		return db.DB, nil
+	case bun.Tx:
+		return db.Tx, nil
+	case *bun.Tx:
+		return db.Tx, nil
+	case bun.Conn:
+		return db.Conn, nil
+	case *bun.Conn:
+		return db.Conn, nil
+	}
+	return nil, fmt.Errorf("no database/sql handle under %T", db)
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanConference reads one row of conferenceColumns.
+func scanConference(sc scanner) (conferenceRow, error) {
+	var r conferenceRow
+	l := new(locationRow)
+	err := sc.Scan(&r.ID, &r.Name, &r.Starts, &r.Ends, &r.Description, &r.MaxPresentations,
+		&r.MaxAttendees, &r.LocationID, &r.Version, &r.Created, &r.Updated,
+		&l.ID, &l.Name, &l.City, &l.RoomCount, &l.State, &l.PictureURL, &l.Created, &l.Updated)
+	r.Location = l
+	return r, err
+}
+
+// selectConference returns conference id with its location (sql.ErrNoRows if there is none).
+func selectConference(ctx context.Context, db bun.IDB, id int64) (conferenceRow, error) {
+	q, err := sqlOf(db)
+	if err != nil {
+		return conferenceRow{}, err
+	}
+	return scanConference(q.QueryRowContext(ctx, getConferenceSQL, cached, id))
+}
+
+// selectConferences returns up to limit conferences with ids above after, by id, with their
+// locations.
+func selectConferences(ctx context.Context, db bun.IDB, after, limit int64) (rows []conferenceRow, err error) {
+	q, err := sqlOf(db)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := q.QueryContext(ctx, listConferencesSQL, cached, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := rs.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for rs.Next() {
+		r, err := scanConference(rs)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, rs.Err()
+}
