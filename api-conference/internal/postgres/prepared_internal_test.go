@@ -1,0 +1,25 @@
+package postgres
+
+import (
+	"reflect"
+	"regexp"
+	"testing"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// The prepared reads list their columns by hand, beside the bun rows they fill: a column added
+// to conferenceRow or locationRow (a new field of a conference) but not to conferenceColumns
+// fails here, naming it, rather than reading back as its zero value.
+func TestPreparedReadsSelectEveryColumn(t *testing.T) {
+	t.Parallel()
+	db := bun.NewDB(nil, pgdialect.New())
+	for alias, model := range map[string]reflect.Type{"c": reflect.TypeOf(conferenceRow{}), "l": reflect.TypeOf(locationRow{})} {
+		for _, f := range db.Table(model).Fields {
+			if !regexp.MustCompile(`\b` + alias + `\.` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(conferenceColumns) {
+				t.Errorf("conferenceColumns lacks %s.%s (%s.%s): add it there and to scanConference", alias, f.Name, model.Name(), f.GoName)
+			}
+		}
+	}
+}
