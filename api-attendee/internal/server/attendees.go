@@ -144,48 +144,19 @@ func handleListAttendees(log *slog.Logger, store *postgres.Store) fiber.Handler 
 }
 
 func handleGetAttendee(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "attendee")
-		if err != nil {
-			return err
-		}
-		a, err := store.GetAttendee(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toAttendeeDetail(a))
-	}
+	return httpedge.ByID("attendee", store.GetAttendee, func(a attendee.Attendee) any { return toAttendeeDetail(a) })
 }
 
 func handleUpdateAttendee(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "attendee")
-		if err != nil {
-			return err
-		}
+	decode := func(c *fiber.Ctx) (attendee.AttendeePatch, error) {
 		p, _, err := decodeAttendee(c, false)
-		if err != nil {
-			return err
-		}
-		a, err := store.UpdateAttendee(c.UserContext(), id, p)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toAttendeeDetail(a))
+		return p, err
 	}
+	return httpedge.UpdateByID("attendee", decode, store.UpdateAttendee, func(a attendee.Attendee) any { return toAttendeeDetail(a) })
 }
 
 func handleDeleteAttendee(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "attendee")
-		if err != nil {
-			return err
-		}
-		if err := store.DeleteAttendee(c.UserContext(), id); err != nil {
-			return err
-		}
-		return c.JSON(fiber.Map{"deleted": true})
-	}
+	return httpedge.DeleteByID("attendee", store.DeleteAttendee)
 }
 
 // handleCreateBadge is idempotent: 201 when it made the badge, 200 when it existed already;

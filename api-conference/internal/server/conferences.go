@@ -157,32 +157,11 @@ func handleGetConference(store *postgres.Store) fiber.Handler {
 }
 
 func handleUpdateConference(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "conference")
-		if err != nil {
-			return err
-		}
-		p, err := decodeConference(c)
-		if err != nil {
-			return err
-		}
-		cf, err := store.UpdateConference(c.UserContext(), id, p)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toConferenceDetail(cf))
-	}
+	return httpedge.UpdateByID("conference", decodeConference, store.UpdateConference, func(cf conference.Conference) any {
+		return toConferenceDetail(cf)
+	})
 }
 
 func handleDeleteConference(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "conference")
-		if err != nil {
-			return err
-		}
-		if err := store.DeleteConference(c.UserContext(), id); err != nil {
-			return err
-		}
-		return c.JSON(fiber.Map{"deleted": true})
-	}
+	return httpedge.DeleteByID("conference", store.DeleteConference)
 }

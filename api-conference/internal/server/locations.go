@@ -105,46 +105,13 @@ func handleCreateLocation(store *postgres.Store) fiber.Handler {
 }
 
 func handleGetLocation(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "location")
-		if err != nil {
-			return err
-		}
-		l, err := store.GetLocation(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toLocationDetail(l))
-	}
+	return httpedge.ByID("location", store.GetLocation, func(l conference.Location) any { return toLocationDetail(l) })
 }
 
 func handleUpdateLocation(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "location")
-		if err != nil {
-			return err
-		}
-		p, err := decodeLocation(c)
-		if err != nil {
-			return err
-		}
-		l, err := store.UpdateLocation(c.UserContext(), id, p)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toLocationDetail(l))
-	}
+	return httpedge.UpdateByID("location", decodeLocation, store.UpdateLocation, func(l conference.Location) any { return toLocationDetail(l) })
 }
 
 func handleDeleteLocation(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "location")
-		if err != nil {
-			return err
-		}
-		if err := store.DeleteLocation(c.UserContext(), id); err != nil {
-			return err
-		}
-		return c.JSON(fiber.Map{"deleted": true})
-	}
+	return httpedge.DeleteByID("location", store.DeleteLocation)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -110,64 +111,30 @@ func handleCreatePresentation(store *postgres.Store) fiber.Handler {
 }
 
 func handleGetPresentation(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "presentation")
-		if err != nil {
-			return err
-		}
-		p, err := store.GetPresentation(c.UserContext(), id)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toPresentationDetail(p))
-	}
+	return httpedge.ByID("presentation", store.GetPresentation, presentationBody)
 }
 
+func presentationBody(p conference.Presentation) any { return toPresentationDetail(p) }
+
 func handleUpdatePresentation(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "presentation")
-		if err != nil {
-			return err
-		}
+	decode := func(c *fiber.Ctx) (conference.PresentationPatch, error) {
 		o, p, err := decodePresentation(c)
 		if err != nil {
-			return err
+			return p, err
 		}
-		if err := o.Err(); err != nil {
-			return err
-		}
-		pr, err := store.UpdatePresentation(c.UserContext(), id, p)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toPresentationDetail(pr))
+		return p, o.Err()
 	}
+	return httpedge.UpdateByID("presentation", decode, store.UpdatePresentation, presentationBody)
 }
 
 func handleDeletePresentation(store *postgres.Store) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "presentation")
-		if err != nil {
-			return err
-		}
-		if err := store.DeletePresentation(c.UserContext(), id); err != nil {
-			return err
-		}
-		return c.JSON(fiber.Map{"deleted": true})
-	}
+	return httpedge.DeleteByID("presentation", store.DeletePresentation)
 }
 
 // handleSetStatus approves or rejects a presentation. It takes no body.
 func handleSetStatus(store *postgres.Store, status string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		id, err := httpedge.IDParam(c, "id", "presentation")
-		if err != nil {
-			return err
-		}
-		p, err := store.SetPresentationStatus(c.UserContext(), id, status)
-		if err != nil {
-			return err
-		}
-		return c.JSON(toPresentationDetail(p))
+	set := func(ctx context.Context, id int64) (conference.Presentation, error) {
+		return store.SetPresentationStatus(ctx, id, status)
 	}
+	return httpedge.ByID("presentation", set, presentationBody)
 }
