@@ -8,6 +8,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"conferencego/api-attendee/internal/attendee"
+	"conferencego/pgschema"
+	"conferencego/service/domainerr"
 )
 
 // attendeeSelect reads attendees with their badge and the name of their conference.
@@ -24,19 +26,12 @@ LEFT JOIN badges AS b ON b.attendee_id = a.id`
 // conference queue behind each other and the last places cannot be given out twice. The
 // lock (FOR NO KEY UPDATE) still lets the attendees' foreign-key checks through.
 func (s *Store) Register(ctx context.Context, conferenceID int64, p attendee.AttendeePatch) (attendee.Attendee, error) {
-	var v attendee.ValidationError
-	p.RequireAll(&v)
-	if err := v.Err(); err != nil {
-		return attendee.Attendee{}, err
-	}
-	var a attendee.Attendee
-	p.Apply(&a)
-	a.Validate(&v)
-	if err := v.Err(); err != nil {
+	a, err := domainerr.Whole[attendee.Attendee](p)
+	if err != nil {
 		return attendee.Attendee{}, err
 	}
 	var id int64
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var vo conferenceRow
 		if err := tx.NewSelect().Model(&vo).Where("conference_id = ?", conferenceID).For("NO KEY UPDATE").Scan(ctx); err != nil {
 			return translate(err)
@@ -92,14 +87,7 @@ func (s *Store) ListAttendees(ctx context.Context, conferenceID, after int64, li
 	if err != nil {
 		return nil, false, fmt.Errorf("list attendees: %w", translate(err))
 	}
-	more := len(rows) > limit
-	if more {
-		rows = rows[:limit]
-	}
-	out := make([]attendee.Attendee, len(rows))
-	for i, r := range rows {
-		out[i] = r.domain()
-	}
+	out, more := pgschema.Page(rows, limit, attendeeView.domain)
 	return out, more, nil
 }
 

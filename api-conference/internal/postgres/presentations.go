@@ -7,25 +7,19 @@ import (
 	"github.com/uptrace/bun"
 
 	"conferencego/api-conference/internal/conference"
+	"conferencego/service/domainerr"
 )
 
 // CreatePresentation submits a presentation to conference confID. The conference row is
 // locked while its presentations are counted, so concurrent submissions cannot exceed
 // max_presentations.
 func (s *Store) CreatePresentation(ctx context.Context, confID int64, p conference.PresentationPatch) (conference.Presentation, error) {
-	var v conference.ValidationError
-	p.RequireAll(&v)
-	if err := v.Err(); err != nil {
-		return conference.Presentation{}, err
-	}
-	var pr conference.Presentation
-	p.Apply(&pr)
-	pr.Validate(&v)
-	if err := v.Err(); err != nil {
+	pr, err := domainerr.Whole[conference.Presentation](p)
+	if err != nil {
 		return conference.Presentation{}, err
 	}
 	var out conference.Presentation
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var conf conferenceRow
 		if err := tx.NewSelect().Model(&conf).Where("id = ?", confID).For("UPDATE").Scan(ctx); err != nil {
 			return translate(err)

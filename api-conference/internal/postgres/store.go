@@ -92,14 +92,7 @@ func (s *Store) ListLocations(ctx context.Context, after int64, limit int) ([]co
 	if err := s.db.NewSelect().Model(&rows).Where("id > ?", after).Order("id").Limit(int64(limit) + 1).Scan(ctx); err != nil {
 		return nil, false, fmt.Errorf("list locations: %w", translate(err))
 	}
-	more := len(rows) > limit
-	if more {
-		rows = rows[:limit]
-	}
-	out := make([]conference.Location, len(rows))
-	for i, r := range rows {
-		out[i] = r.domain()
-	}
+	out, more := pgschema.Page(rows, limit, locationRow.domain)
 	return out, more, nil
 }
 
