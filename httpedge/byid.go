@@ -62,3 +62,10 @@ func DeleteByID(what string, del func(ctx context.Context, id int64) error) fibe
 		return c.JSON(fiber.Map{"deleted": true})
 	}
 }
+
+// Created answers 201 with body and, in Location, the path of the resource just made: what
+// every create of both services answers.
+func Created(c *fiber.Ctx, href string, body any) error {
+	c.Location(href)
+	return c.Status(fiber.StatusCreated).JSON(body)
+}

@@ -91,3 +91,13 @@ func TestDeleteByID(t *testing.T) {
 		t.Errorf("del called for %v; want only thing 7", deleted)
 	}
 }
+
+func TestCreated(t *testing.T) {
+	t.Parallel()
+	app, _ := newApp(t)
+	app.Post("/things/", func(c *fiber.Ctx) error { return httpedge.Created(c, "/things/7/", map[string]int{"id": 7}) })
+	r := send(t, app, "POST", "/things/", "")
+	if r.status != 201 || r.header.Get("Location") != "/things/7/" || string(r.body) != `{"id":7}` {
+		t.Errorf("POST /things/ = %d, Location %q, %s; want 201, /things/7/ and the thing", r.status, r.header.Get("Location"), r.body)
+	}
+}

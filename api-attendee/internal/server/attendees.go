@@ -86,8 +86,7 @@ func register(c *fiber.Ctx, store *postgres.Store, conferenceID int64, p attende
 	if err != nil {
 		return err
 	}
-	c.Location(attendeeHref(a.ID))
-	return c.Status(fiber.StatusCreated).JSON(toAttendeeDetail(a))
+	return httpedge.Created(c, attendeeHref(a.ID), toAttendeeDetail(a))
 }
 
 func handleRegisterForConference(store *postgres.Store) fiber.Handler {

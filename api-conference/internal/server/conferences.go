@@ -145,8 +145,7 @@ func handleCreateConference(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		c.Location(changeevent.Href(cf.ID))
-		return c.Status(fiber.StatusCreated).JSON(toConferenceDetail(cf))
+		return httpedge.Created(c, changeevent.Href(cf.ID), toConferenceDetail(cf))
 	}
 }
 

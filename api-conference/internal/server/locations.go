@@ -99,8 +99,7 @@ func handleCreateLocation(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		c.Location(locationHref(l.ID))
-		return c.Status(fiber.StatusCreated).JSON(toLocationDetail(l))
+		return httpedge.Created(c, locationHref(l.ID), toLocationDetail(l))
 	}
 }
 

@@ -105,8 +105,7 @@ func handleCreatePresentation(store *postgres.Store) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		c.Location(presentationHref(pr.ID))
-		return c.Status(fiber.StatusCreated).JSON(toPresentationDetail(pr))
+		return httpedge.Created(c, presentationHref(pr.ID), toPresentationDetail(pr))
 	}
 }
 
