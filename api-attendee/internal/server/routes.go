@@ -18,11 +18,7 @@ var openAPI []byte
 
 // routes lists every route of the service. Paths match with and without a trailing slash.
 func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, opts Options, checks []httpedge.Check) {
-	app.Get("/healthz", httpedge.Health)
-	app.Get("/readyz", httpedge.Ready(checks...))
-	app.Get("/metrics", httpedge.Metrics(opts.Registry))
-	app.Get("/openapi.json", httpedge.OpenAPI(openAPI))
-	app.Get("/docs", httpedge.Docs(openAPI))
+	httpedge.Operations(app, opts.Registry, openAPI, checks...)
 	app.Get("/status", handleStatus(opts.SyncMode, opts.Registry))
 
 	api := app.Group("/api", httpedge.LimitBody(BodyLimit))

@@ -20,11 +20,7 @@ var openAPI []byte
 // routes lists every route of the service. Paths match with and without a trailing slash.
 func routes(app *fiber.App, log *slog.Logger, store *postgres.Store, reg *prometheus.Registry) {
 	source := &sourceID{store: store}
-	app.Get("/healthz", httpedge.Health)
-	app.Get("/readyz", httpedge.Ready(httpedge.Check{Name: "database", Ping: store.Ping}))
-	app.Get("/metrics", httpedge.Metrics(reg))
-	app.Get("/openapi.json", httpedge.OpenAPI(openAPI))
-	app.Get("/docs", httpedge.Docs(openAPI))
+	httpedge.Operations(app, reg, openAPI, httpedge.Check{Name: "database", Ping: store.Ping})
 
 	app.Get("/api/states", handleListStates(store))
 
