@@ -15,21 +15,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"conferencego/bench/stack"
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/pgcluster"
 )
 
-// pgCluster is a Postgres cluster of one test (stack.Cluster), so that the test may stop and
+// pgCluster is a Postgres cluster of one test (pgcluster.Cluster), so that the test may stop and
 // start a real server; it is stopped and removed when the test ends.
 type pgCluster struct {
 	t *testing.T
-	c *stack.Cluster
+	c *pgcluster.Cluster
 }
 
 func startPGCluster(t *testing.T) *pgCluster {
 	t.Helper()
-	c, err := stack.NewCluster(context.Background())
-	if errors.Is(err, stack.ErrNoPostgres) {
+	c, err := pgcluster.New(context.Background())
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
 		unavailable(t, err.Error())
 	}
 	if err != nil {

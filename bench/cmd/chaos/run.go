@@ -28,6 +28,7 @@ import (
 
 	"conferencego/bench/stack"
 	"conferencego/syncer/changeevent"
+	"conferencego/syncer/pgcluster"
 )
 
 // config is one chaos run: both modes, DURATION in all (half each).
@@ -41,7 +42,7 @@ type config struct {
 	Log      *slog.Logger
 	// Skip names fault kinds the run leaves out.
 	Skip []string
-	// OwnPostgres runs each mode on a Postgres cluster of its own (stack.NewCluster), which
+	// OwnPostgres runs each mode on a Postgres cluster of its own (pgcluster.New), which
 	// the "postgres restarted" fault stops and starts; without it the run uses AdminURL's
 	// server and leaves that fault out.
 	OwnPostgres bool
@@ -144,7 +145,7 @@ type run struct {
 	back     int
 	samples  []sample
 	cleanups []func()
-	cluster  *stack.Cluster // with OwnPostgres
+	cluster  *pgcluster.Cluster // with OwnPostgres
 	restarts int
 }
 
@@ -246,7 +247,7 @@ func sleep(ctx context.Context, d time.Duration) {
 func (r *run) setup(ctx context.Context) error {
 	admin := r.cfg.AdminURL
 	if r.cfg.OwnPostgres {
-		c, err := stack.NewCluster(ctx)
+		c, err := pgcluster.New(ctx)
 		if err != nil {
 			return err
 		}

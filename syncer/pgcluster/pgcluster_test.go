@@ -1,4 +1,4 @@
-package stack
+package pgcluster
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 )
 
 // TestClusterRestarts: a cluster of its own answers, is stopped cleanly and as a crash, and
-// answers again after each start with what was committed before.
+// answers again after each start with what was committed before, with its own settings.
 func TestClusterRestarts(t *testing.T) {
 	ctx := context.Background()
-	c, err := NewCluster(ctx)
+	c, err := New(ctx, "wal_level=logical")
 	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") == "" {
 		t.Skip(err)
 	}
@@ -33,6 +33,7 @@ func TestClusterRestarts(t *testing.T) {
 		}
 	}
 	exec("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)")
+	exec("DO $$ BEGIN IF current_setting('wal_level') <> 'logical' THEN RAISE 'wal_level is %', current_setting('wal_level'); END IF; END $$")
 	for _, mode := range []string{"fast", "immediate"} {
 		if err := c.Stop(ctx, mode); err != nil {
 			t.Fatal(err)

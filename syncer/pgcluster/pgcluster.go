@@ -1,4 +1,6 @@
-package stack
+// Package pgcluster makes Postgres clusters of their own, for the tests and runs that must stop,
+// crash or configure a real server (a shared one must stay up, and as it is, for everybody else).
+package pgcluster
 
 import (
 	"context"
@@ -19,11 +21,12 @@ var ErrNoPostgres = errors.New("cannot make a Postgres cluster here")
 
 // Cluster is a Postgres cluster of its own, made with initdb in a temporary directory and run with
 // pg_ctl on a free loopback port, so that a test or the chaos run may stop and start a real server
-// (a shared one must stay up for everybody else). initdb refuses to run as root: as root, the
+// or give it settings of its own (wal_level=logical). initdb refuses to run as root: as root, the
 // cluster is made and run as the postgres user (runuser), in a directory it owns.
 type Cluster struct {
 	bin, dir, data, port string
 	asPG                 bool
+	settings             []string
 }
 
 // PostgresBinDir finds initdb and pg_ctl: PG_BINDIR, Debian's /usr/lib/postgresql/<n>/bin (the
@@ -47,8 +50,9 @@ func PostgresBinDir() (string, error) {
 	return filepath.Dir(p), nil
 }
 
-// NewCluster makes a cluster and starts it; Remove stops and deletes it.
-func NewCluster(ctx context.Context) (*Cluster, error) {
+// New makes a cluster and starts it with the server settings given as name=value (passed as
+// -c name=value on every start); Remove stops and deletes it.
+func New(ctx context.Context, settings ...string) (*Cluster, error) {
 	bin, err := PostgresBinDir()
 	if err != nil {
 		return nil, err
@@ -58,7 +62,7 @@ func NewCluster(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{bin: bin, dir: dir, data: filepath.Join(dir, "data"), asPG: os.Geteuid() == 0}
+	c := &Cluster{bin: bin, dir: dir, data: filepath.Join(dir, "data"), asPG: os.Geteuid() == 0, settings: settings}
 	if c.asPG {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -76,12 +80,13 @@ func NewCluster(ctx context.Context) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	addr, err := FreeAddr()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, err
+		return nil, fmt.Errorf("find a free port: %w", err)
 	}
-	_, c.port, _ = net.SplitHostPort(addr)
+	_, c.port, _ = net.SplitHostPort(ln.Addr().String())
+	ln.Close()
 	if err := c.Start(ctx); err != nil {
 		c.Remove()
 		return nil, err
@@ -101,6 +106,9 @@ func (c *Cluster) AdminURL() string {
 // stopped or crashed, never the machine, so the data survives without waiting for the disk.
 func (c *Cluster) Start(ctx context.Context) error {
 	opts := "-p " + c.port + " -k " + c.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+	for _, s := range c.settings {
+		opts += " -c " + s
+	}
 	if out, err := c.run(ctx, "pg_ctl", "-D", c.data, "-l", c.LogFile(), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		return fmt.Errorf("pg_ctl start: %w\n%s", err, out)
 	}
