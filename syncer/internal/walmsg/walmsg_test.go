@@ -84,6 +84,17 @@ func hostPort(t *testing.T, url string) string {
 	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
 }
 
+// reader gives the test a database and a slot of its own (named from base), a connection to
+// write with and a reader of the slot, closed when the test ends.
+func reader(t *testing.T, base string) (slot, url string, conn *pgx.Conn, r *walmsg.Reader) {
+	t.Helper()
+	t.Parallel()
+	slot, url, conn = database(t, logicalCluster(t), base)
+	r = open(t, url, slot)
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return slot, url, conn, r
+}
+
 func open(t *testing.T, url, slot string) *walmsg.Reader {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -140,11 +151,7 @@ func readN(t *testing.T, r *walmsg.Reader, n int) ([]string, pglogrepl.LSN) {
 // the order the transactions committed; nothing of a rollback, of another prefix, or of a
 // transaction with no message.
 func TestCommittedMessagesInCommitOrder(t *testing.T) {
-	t.Parallel()
-	c := logicalCluster(t)
-	slot, url, conn := database(t, c, "order")
-	r := open(t, url, slot)
-	defer r.Close(context.Background())
+	_, url, conn, r := reader(t, "order")
 	ctx := context.Background()
 
 	emit(t, conn, prefix, "a1", "a2")
@@ -276,12 +283,8 @@ func waitConfirmed(t *testing.T, conn *pgx.Conn, slot string, end pglogrepl.LSN)
 // TestQuietSlotHoldsNoWAL: transactions with none of the caller's messages are confirmed on
 // its behalf once it is level, so the slot does not keep their WAL.
 func TestQuietSlotHoldsNoWAL(t *testing.T) {
-	t.Parallel()
-	c := logicalCluster(t)
-	slot, url, conn := database(t, c, "quiet")
+	slot, _, conn, r := reader(t, "quiet")
 	ctx := context.Background()
-	r := open(t, url, slot)
-	defer r.Close(ctx)
 	emit(t, conn, prefix, "only")
 	_, end := readN(t, r, 1)
 	if err := r.Confirm(ctx, end); err != nil {
@@ -323,12 +326,8 @@ func readN2(r *walmsg.Reader) ([]string, error) {
 // TestLingerGathersABurst: with a linger, transactions that commit close together come in
 // one batch; without, each commit ends a batch.
 func TestLingerGathersABurst(t *testing.T) {
-	t.Parallel()
-	c := logicalCluster(t)
-	slot, url, conn := database(t, c, "linger")
+	_, _, conn, r := reader(t, "linger")
 	ctx := context.Background()
-	r := open(t, url, slot)
-	defer r.Close(ctx)
 	for i := range 5 {
 		emit(t, conn, prefix, fmt.Sprint(i))
 	}
@@ -357,12 +356,8 @@ func TestLingerGathersABurst(t *testing.T) {
 // TestRefusals: a server that cannot decode is named; so is a message written outside its
 // transaction, which would be read even if the writer rolled back.
 func TestRefusals(t *testing.T) {
-	t.Parallel()
-	c := logicalCluster(t)
-	slot, url, conn := database(t, c, "refuse")
+	_, url, conn, r := reader(t, "refuse")
 	ctx := context.Background()
-	r := open(t, url, slot)
-	defer r.Close(ctx)
 	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(false, $1, 'outside')", prefix); err != nil {
 		t.Fatal(err)
 	}
