@@ -34,6 +34,8 @@ type config struct {
 	ReconcileInterval time.Duration
 	WaitReplicas      int
 	WaitTimeout       time.Duration
+	OutboxPoll        time.Duration // SYNC_OUTBOX_POLL: 0 listens for notifications
+	RelayLinger       time.Duration // SYNC_RELAY_LINGER: 0 claims as soon as woken
 	ConferenceURL     string
 	AttendeeURL       string
 	Token             string
@@ -98,8 +100,17 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 	return envconf.Result(e, cfg)
 }
 
-// loadRelay reads the push relay's stream length and replication wait.
+// loadRelay reads the push relay's stream length, replication wait, and how it learns of new
+// outbox rows: notifications, or polling (SYNC_OUTBOX_POLL, down to 1ms: an idle poll is one
+// index look), and how long it lingers for more when busy.
 func loadRelay(e *envconf.Env, get func(name, def string) envconf.Var, cfg *config) {
+	poll, linger := get("SYNC_OUTBOX_POLL", "off"), get("SYNC_RELAY_LINGER", "off")
+	if cfg.OutboxPoll = e.DurationOrOff(poll, time.Millisecond, "2ms"); cfg.OutboxPoll > time.Minute {
+		e.Bad("SYNC_OUTBOX_POLL=%q: want a duration from 1ms to 1m, or off (listen for notifications)", poll.Value)
+	}
+	if cfg.RelayLinger = e.DurationOrOff(linger, time.Microsecond, "500us"); cfg.RelayLinger > time.Second {
+		e.Bad("SYNC_RELAY_LINGER=%q: want a duration up to 1s, or off", linger.Value)
+	}
 	maxLen := get("SYNC_STREAM_MAXLEN", "1000000")
 	n, err := strconv.ParseInt(maxLen.Value, 10, 64)
 	if err != nil || n < 1000 {

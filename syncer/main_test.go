@@ -180,6 +180,11 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"negative replicas":       {map[string]string{"SYNC_WAIT_REPLICAS": "-1"}, []string{"SYNC_WAIT_REPLICAS"}},
 		"replicas not a number":   {map[string]string{"SYNC_WAIT_REPLICAS": "two"}, []string{"SYNC_WAIT_REPLICAS"}},
 		"bad wait timeout":        {map[string]string{"SYNC_WAIT_TIMEOUT": "soon"}, []string{"SYNC_WAIT_TIMEOUT"}},
+		"bad outbox poll":         {map[string]string{"SYNC_OUTBOX_POLL": "often"}, []string{"SYNC_OUTBOX_POLL"}},
+		"too short outbox poll":   {map[string]string{"SYNC_OUTBOX_POLL": "100us"}, []string{"SYNC_OUTBOX_POLL"}},
+		"too long outbox poll":    {map[string]string{"SYNC_OUTBOX_POLL": "2m"}, []string{"SYNC_OUTBOX_POLL"}},
+		"bad linger":              {map[string]string{"SYNC_RELAY_LINGER": "a bit"}, []string{"SYNC_RELAY_LINGER"}},
+		"too long linger":         {map[string]string{"SYNC_RELAY_LINGER": "5s"}, []string{"SYNC_RELAY_LINGER"}},
 		"stream with a space":     {map[string]string{"SYNC_STREAM": "a b"}, []string{"SYNC_STREAM"}},
 		"bad address":             {map[string]string{"HTTP_ADDR": "8002"}, []string{"HTTP_ADDR"}},
 		"bad log level":           {map[string]string{"LOG_LEVEL": "chatty"}, []string{"LOG_LEVEL"}},
@@ -223,6 +228,13 @@ func TestDurations(t *testing.T) {
 		if err != nil || cfg.ReconcileInterval != want {
 			t.Errorf("SYNC_RECONCILE_INTERVAL=%q: %v, %v", in, cfg.ReconcileInterval, err)
 		}
+	}
+	relayEnv := map[string]string{"SYNC_OUTBOX_POLL": "2ms", "SYNC_RELAY_LINGER": "500us"}
+	if cfg, err := loadConfig(func(k string) string { return relayEnv[k] }, false); err != nil || cfg.OutboxPoll != 2*time.Millisecond || cfg.RelayLinger != 500*time.Microsecond {
+		t.Errorf("%v: poll %s, linger %s, %v", relayEnv, cfg.OutboxPoll, cfg.RelayLinger, err)
+	}
+	if cfg, err := loadConfig(func(string) string { return "" }, false); err != nil || cfg.OutboxPoll != 0 || cfg.RelayLinger != 0 {
+		t.Errorf("defaults: poll %s, linger %s, %v; want both off", cfg.OutboxPoll, cfg.RelayLinger, err)
 	}
 	if _, err := loadConfig(func(k string) string { return map[string]string{"SYNC_POLL_INTERVAL": "off"}[k] }, false); err == nil {
 		t.Error("off accepted where a duration is required")

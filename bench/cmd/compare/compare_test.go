@@ -186,4 +186,104 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseModes("pull"); err == nil {
 		t.Error("pull without an interval accepted")
 	}
+	if env, err := parseEnv(" SYNC_OUTBOX_POLL=2ms, SYNC_RELAY_LINGER=500us"); err != nil || strings.Join(env, " ") != "SYNC_OUTBOX_POLL=2ms SYNC_RELAY_LINGER=500us" {
+		t.Errorf("parseEnv: %v %v", env, err)
+	}
+	if env, err := parseEnv(""); err != nil || env != nil {
+		t.Errorf("parseEnv of nothing: %v %v", env, err)
+	}
+	for _, bad := range []string{"SYNC_OUTBOX_POLL", "=2ms", "A=1,,B=2"} {
+		if _, err := parseEnv(bad); err == nil {
+			t.Errorf("parseEnv(%q) accepted", bad)
+		}
+	}
+	if w, err := parseWriters("1, 8,32"); err != nil || len(w) != 3 || w[2] != 32 {
+		t.Errorf("parseWriters: %v %v", w, err)
+	}
+	for _, bad := range []string{"0", "x", "1,,2"} {
+		if _, err := parseWriters(bad); err == nil {
+			t.Errorf("parseWriters(%q) accepted", bad)
+		}
+	}
+	for _, bad := range []string{"commit", "none,fast", "none,none+linger", "none,poll,poll"} {
+		if _, err := parseCommitConfigs(bad); err == nil {
+			t.Errorf("parseCommitConfigs(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCommitConfigsSetTheirVariables(t *testing.T) {
+	t.Parallel()
+	cs, err := parseCommitConfigs("none,commit,after,poll,poll+linger,after+linger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{syncerEnv: []string{"LOG_LEVEL=debug"}, conferenceEnv: []string{"X=1"},
+		commit: commitOptions{poll: 2 * time.Millisecond, linger: 500 * time.Microsecond}}
+	want := map[string][2]string{
+		"none":         {"X=1 OUTBOX_NOTIFY=off", "LOG_LEVEL=debug"},
+		"commit":       {"X=1 OUTBOX_NOTIFY=commit", "LOG_LEVEL=debug"},
+		"after":        {"X=1 OUTBOX_NOTIFY=after", "LOG_LEVEL=debug"},
+		"poll":         {"X=1 OUTBOX_NOTIFY=off", "LOG_LEVEL=debug SYNC_OUTBOX_POLL=2ms"},
+		"poll+linger":  {"X=1 OUTBOX_NOTIFY=off", "LOG_LEVEL=debug SYNC_OUTBOX_POLL=2ms SYNC_RELAY_LINGER=500µs"},
+		"after+linger": {"X=1 OUTBOX_NOTIFY=after", "LOG_LEVEL=debug SYNC_RELAY_LINGER=500µs"},
+	}
+	for _, c := range cs {
+		conf, sync := c.env(o)
+		if got := [2]string{strings.Join(conf, " "), strings.Join(sync, " ")}; got != want[c.name] {
+			t.Errorf("%s: %q, want %q", c.name, got, want[c.name])
+		}
+		if c.sync != (c.name != "none") {
+			t.Errorf("%s: runs the syncer: %v", c.name, c.sync)
+		}
+	}
+}
+
+// TestCommitSmallRun runs -commit at CI size: every configuration measured at every number of
+// writers, nothing lost, and the table and its file agree.
+func TestCommitSmallRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three services and restarts two of them per configuration")
+	}
+	o := options{
+		duration: time.Second, drain: 60 * time.Second, initial: 10, workers: 2,
+		out: t.TempDir(), adminURL: os.Getenv("TEST_DATABASE_URL"), redisURL: os.Getenv("TEST_REDIS_URL"),
+		commit: commitOptions{on: true, writers: []int{1, 2}, repeat: 1, poll: 2 * time.Millisecond, linger: time.Millisecond},
+	}
+	if o.adminURL == "" {
+		o.adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if o.redisURL == "" {
+		o.redisURL = "redis://127.0.0.1:6379/0"
+	}
+	if conn, err := pgx.Connect(context.Background(), o.adminURL); err != nil {
+		unavailable(t, "Postgres is not reachable at %s: %v", o.adminURL, err)
+	} else {
+		conn.Close(context.Background())
+	}
+	var err error
+	if o.commit.configs, err = parseCommitConfigs("none,commit,poll+linger"); err != nil {
+		t.Fatal(err)
+	}
+	o.binDir = buildBinaries(t)
+	var stdout, progress bytes.Buffer
+	if err := run(context.Background(), o, &stdout, &progress); err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	table := stdout.String()
+	for _, want := range []string{"| 1 | none |", "| 2 | commit |", "| 2 | poll+linger |", "| poll+linger |"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	for _, line := range strings.Split(table, "\n") {
+		cols := strings.Split(line, "|")
+		if lost := strings.TrimSpace(cols[min(len(cols)-1, 14)]); len(cols) == 17 && lost != "0" && lost != "lost" && lost != "---:" {
+			t.Errorf("changes lost: %s", line)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(o.out, "commit.md"))
+	if err != nil || string(md) != table {
+		t.Errorf("commit.md differs from what was printed (%v)", err)
+	}
 }

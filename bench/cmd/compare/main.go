@@ -34,6 +34,10 @@ type options struct {
 	initial, workers              int
 	out, binDir                   string
 	adminURL, redisURL            string
+	// syncerEnv and conferenceEnv (-syncer-env, -conference-env) go last into those
+	// processes' environments, over the stack's own settings.
+	syncerEnv, conferenceEnv []string
+	commit                   commitOptions
 }
 
 // mode is push, or pull with a poll interval, following the change feed or (list) polling the
@@ -93,6 +97,17 @@ func main() {
 	flag.StringVar(&o.adminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres URL allowed to create databases")
 	flag.BoolVar(&o.capacity, "capacity", false, "instead of comparing modes, find the highest rate push sustains, next to what api-conference alone accepts")
 	flag.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for the stream (each mode uses fresh stream names)")
+	var syncerEnv, conferenceEnv, writersList, configs string
+	flag.StringVar(&syncerEnv, "syncer-env", "", "extra syncer settings, KEY=V,KEY=V (e.g. SYNC_OUTBOX_POLL=2ms,SYNC_RELAY_LINGER=500us), in every mode and run")
+	flag.StringVar(&conferenceEnv, "conference-env", "", "extra api-conference settings, KEY=V,KEY=V (e.g. OUTBOX_NOTIFY=off)")
+	flag.BoolVar(&o.commit.on, "commit", false, "instead of comparing modes, measure api-conference's write latency with the sync path stopped and with each of -commit-configs, "+
+		"at each of -writers-list (closed loop, -duration each, -repeat rounds in alternating order)")
+	flag.StringVar(&writersList, "writers-list", "1,8,32", "with -commit: the numbers of concurrent closed-loop writers")
+	flag.StringVar(&configs, "commit-configs", "none,commit,after,poll,poll+linger", "with -commit: none (syncer stopped, OUTBOX_NOTIFY=off), "+
+		"commit and after (OUTBOX_NOTIFY=commit or after, LISTEN relay), poll (OUTBOX_NOTIFY=off, SYNC_OUTBOX_POLL=-poll); +linger adds SYNC_RELAY_LINGER=-linger")
+	flag.IntVar(&o.commit.repeat, "repeat", 2, "with -commit: rounds, each in the reverse order of the last")
+	flag.DurationVar(&o.commit.poll, "poll", 2*time.Millisecond, "with -commit: SYNC_OUTBOX_POLL of the poll configurations")
+	flag.DurationVar(&o.commit.linger, "linger", 500*time.Microsecond, "with -commit: SYNC_RELAY_LINGER of the +linger configurations")
 	flag.Parse()
 
 	var err error
@@ -102,6 +117,21 @@ func main() {
 	if o.modes, err = parseModes(modes); err != nil {
 		fail(fmt.Errorf("-modes %w", err))
 	}
+	if o.syncerEnv, err = parseEnv(syncerEnv); err != nil {
+		fail(fmt.Errorf("-syncer-env %w", err))
+	}
+	if o.conferenceEnv, err = parseEnv(conferenceEnv); err != nil {
+		fail(fmt.Errorf("-conference-env %w", err))
+	}
+	if o.commit.writers, err = parseWriters(writersList); err != nil {
+		fail(fmt.Errorf("-writers-list %w", err))
+	}
+	if o.commit.configs, err = parseCommitConfigs(configs); err != nil {
+		fail(fmt.Errorf("-commit-configs %w", err))
+	}
+	if o.commit.repeat < 1 {
+		fail(errors.New("-repeat must be at least 1"))
+	}
 	if o.rate <= 0 || o.duration <= 0 || o.idle < 0 || o.settle < 0 || o.initial < minLive || o.workers < 1 {
 		fail(fmt.Errorf("-rate and -duration must be positive, -idle and -settle not negative, -initial at least %d, -workers at least 1", minLive))
 	}
@@ -110,6 +140,22 @@ func main() {
 	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
 		fail(err)
 	}
+}
+
+// parseEnv reads KEY=V,KEY=V; an empty string is no settings.
+func parseEnv(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if k, _, ok := strings.Cut(part, "="); !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("%q: want KEY=VALUE,KEY=VALUE", part)
+		}
+		out = append(out, part)
+	}
+	return out, nil
 }
 
 func fail(err error) {
@@ -129,6 +175,14 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 	logDir := filepath.Join(o.out, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
+	}
+	if o.commit.on {
+		var report strings.Builder
+		if err := commitLatency(ctx, o, &report, progress, logDir); err != nil {
+			return fmt.Errorf("commit: %w (logs in %s)", err, logDir)
+		}
+		fmt.Fprint(stdout, report.String())
+		return os.WriteFile(filepath.Join(o.out, "commit.md"), []byte(report.String()), 0o644)
 	}
 	if o.capacity {
 		var report strings.Builder

@@ -43,7 +43,7 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*service
 	s.binDir, s.logDir, s.mode = o.binDir, logDir, m.name()
 	s.common = []string{"DATABASE_URL=" + db.URL, "REDIS_URL=" + o.redisURL, "SYNC_STREAM=" + s.stream,
 		"SYNC_GROUP=attendee", "SYNC_TOKEN=" + stack.RandomHex(16), "LOG_FORMAT=json", "LOG_LEVEL=info"}
-	if s.conference, err = s.launch(ctx, stack.Conference); err != nil {
+	if s.conference, err = s.launch(ctx, stack.Conference, o.conferenceEnv...); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -55,18 +55,42 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*service
 		s.stop()
 		return nil, err
 	}
-	s.syncerEnv = []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.URL(), "ATTENDEE_URL=" + s.attendee.URL()}
-	if m.kind == "pull" {
-		s.syncerEnv = append(s.syncerEnv, "SYNC_POLL_INTERVAL="+m.interval.String())
-		if m.list {
-			s.syncerEnv = append(s.syncerEnv, "SYNC_PULL=list")
-		}
-	}
+	s.syncerEnv = s.syncerEnvFor(m, o.syncerEnv)
 	if s.syncer, err = s.launch(ctx, stack.Syncer, s.syncerEnv...); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// syncerEnvFor is the syncer's environment in mode m, with extra (-syncer-env) last, so that
+// it wins.
+func (s *services) syncerEnvFor(m mode, extra []string) []string {
+	env := []string{"SYNC_MODE=" + m.kind, "CONFERENCE_URL=" + s.conference.URL(), "ATTENDEE_URL=" + s.attendee.URL()}
+	if m.kind == "pull" {
+		env = append(env, "SYNC_POLL_INTERVAL="+m.interval.String())
+		if m.list {
+			env = append(env, "SYNC_PULL=list")
+		}
+	}
+	return append(env, extra...)
+}
+
+// reconfigure restarts api-conference with conferenceEnv and, if sync, a push syncer with
+// syncerEnv; without sync the syncer stays stopped.
+func (s *services) reconfigure(ctx context.Context, conferenceEnv, syncerEnv []string, sync bool) error {
+	s.syncer.Stop(15 * time.Second)
+	s.conference.Stop(15 * time.Second)
+	var err error
+	if s.conference, err = s.launch(ctx, stack.Conference, conferenceEnv...); err != nil {
+		return err
+	}
+	if !sync {
+		return nil
+	}
+	s.syncerEnv = s.syncerEnvFor(mode{kind: "push"}, syncerEnv)
+	s.syncer, err = s.launch(ctx, stack.Syncer, s.syncerEnv...)
+	return err
 }
 
 // launch starts binary name on a free port with the stack's settings and env, logging to a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,11 @@ type writer struct {
 	written  atomic.Int64
 	failed   atomic.Int64
 	lastErr  atomic.Value
+	// latencies are the client-side times of the last run's successful writes, unsorted.
+	latencies []time.Duration
+	// until, if set, ends a run: no write starts after it, and those under way finish, so
+	// that none is cut off after the source committed it.
+	until time.Time
 }
 
 func newWriter(base string, workers int) *writer {
@@ -204,15 +210,21 @@ func (w *writer) do(ctx context.Context, o op) error {
 // overtakes the update scheduled before it.
 func (w *writer) run(ctx context.Context, ops []op, workers int, progress func()) {
 	queues := make([]chan op, workers)
+	lats := make([][]time.Duration, workers)
 	var wg sync.WaitGroup
 	for i := range queues {
 		queues[i] = make(chan op, len(ops))
 		wg.Go(func() {
 			for o := range queues[i] {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || (!w.until.IsZero() && time.Now().After(w.until)) {
 					continue // the run is over: drain the queue without writing
 				}
-				if err := w.do(ctx, o); err != nil {
+				t := time.Now()
+				err := w.do(ctx, o)
+				if err == nil {
+					lats[i] = append(lats[i], time.Since(t))
+				}
+				if err != nil {
 					if ctx.Err() != nil {
 						continue
 					}
@@ -249,4 +261,5 @@ func (w *writer) run(ctx context.Context, ops []op, workers int, progress func()
 		close(q)
 	}
 	wg.Wait()
+	w.latencies = slices.Concat(lats...)
 }

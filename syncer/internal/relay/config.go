@@ -21,6 +21,14 @@ type Config struct {
 	// Sweep is how often the outbox is read when no notification arrives: the fallback for a
 	// notification lost while the listener was reconnecting.
 	Sweep time.Duration
+	// Poll, if set, makes the relay read the outbox that often while it is empty instead of
+	// waiting for notifications: api-conference may then commit without NOTIFY, whose global
+	// lock at commit serialises its writers. Zero listens (with the sweep as the fallback).
+	Poll time.Duration
+	// Linger, if set, is the least time from a claim that found rows to the next claim (unless
+	// it found a full batch): under load the rows that arrive meanwhile go out in one batch,
+	// trading up to Linger of lag for fewer transactions. Zero claims as soon as woken.
+	Linger time.Duration
 	// EpochCheck is how often the relay checks that Redis still holds its epoch marker.
 	EpochCheck time.Duration
 	// Reconcile, if set, brings api-attendee level with the source through a full snapshot.
@@ -78,6 +86,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Sweep < 10*time.Millisecond || c.EpochCheck < 10*time.Millisecond {
 		errs = append(errs, errors.New("sweep and epoch check intervals must be at least 10ms"))
+	}
+	if c.Poll != 0 && (c.Poll < time.Millisecond || c.Poll > time.Minute) {
+		errs = append(errs, fmt.Errorf("outbox poll interval %s is not within 1ms…1m", c.Poll))
+	}
+	if c.Linger < 0 || c.Linger > time.Second {
+		errs = append(errs, fmt.Errorf("linger %s is not within 0…1s", c.Linger))
 	}
 	if c.ReconcileInterval < 0 {
 		errs = append(errs, errors.New("reconcile interval is negative"))

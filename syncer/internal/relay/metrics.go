@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	published, deadLettered, batches, errors prometheus.Counter
+	claims, polls                            prometheus.Counter
 	listenerReconnects, epochsStarted        prometheus.Counter
 	trimLosses, waitShortfalls               prometheus.Counter
 	reconciles, reconcileErrors              prometheus.Counter
@@ -22,6 +23,8 @@ func newMetrics(reg prometheus.Registerer, stream string) *metrics {
 		published:          counter("relay_events_published_total", "Outbox events written to the stream."),
 		deadLettered:       counter("relay_events_dead_lettered_total", "Outbox rows the contract refused, parked in the dead-letter stream."),
 		batches:            counter("relay_batches_total", "Outbox batches published."),
+		claims:             counter("relay_claims_total", "Claiming transactions, those that found nothing included."),
+		polls:              counter("relay_outbox_polls_total", "Looks whether the outbox holds rows, made in poll mode (SYNC_OUTBOX_POLL) after an empty claim: the idle cost of polling."),
 		errors:             counter("relay_errors_total", "Publishing rounds that failed and were retried after a backoff."),
 		listenerReconnects: counter("relay_listener_reconnects_total", "Times the LISTEN connection was (re)opened after a failure."),
 		epochsStarted:      counter("relay_epochs_started_total", "Times Redis was found without the epoch marker (new, restarted empty or flushed)."),

@@ -17,6 +17,7 @@ package relay
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -29,7 +30,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"conferencego/syncer/backoff"
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/redisconn"
 )
@@ -54,14 +54,19 @@ type Relay struct {
 	// the check must happen there, because once the XADDs are in, the stream looks whole to
 	// any later look (the healer's included).
 	lastPublished streamID
+	// after makes the timers of Poll and Linger; tests replace it to hold a linger open.
+	after func(time.Duration) <-chan time.Time
 }
 
 // New returns a relay over the conference database (pool, whose search_path reaches the
-// outbox; listenCfg opens the LISTEN connection) and Redis.
+// outbox; listenCfg opens the LISTEN connection, and may be nil when cfg.Poll is set) and Redis.
 func New(log *slog.Logger, pool *pgxpool.Pool, listenCfg *pgx.ConnConfig, rdb redis.UniversalClient, cfg Config, reg prometheus.Registerer) (*Relay, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if listenCfg == nil && cfg.Poll == 0 {
+		return nil, errors.New("relay: a LISTEN connection's settings are needed unless the outbox is polled")
 	}
 	m := newMetrics(reg, cfg.Stream)
 	heal := newHealer(log, pool, rdb, healConfig{
@@ -70,7 +75,7 @@ func New(log *slog.Logger, pool *pgxpool.Pool, listenCfg *pgx.ConnConfig, rdb re
 	}, m)
 	return &Relay{
 		cfg: cfg, log: log, pool: pool, listenCfg: listenCfg, rdb: rdb, keys: redisconn.Keys(cfg.Stream), m: m,
-		wake: make(chan struct{}, 1), heal: heal,
+		wake: make(chan struct{}, 1), heal: heal, after: time.After,
 	}, nil
 }
 
@@ -78,52 +83,6 @@ func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
-	}
-}
-
-// Run publishes until ctx ends. It returns nil on cancellation.
-func (r *Relay) Run(ctx context.Context) error {
-	go r.listen(ctx)
-	go r.heal.run(ctx)
-	sweep := time.NewTicker(r.cfg.Sweep)
-	defer sweep.Stop()
-	bo := backoff.New(100*time.Millisecond, 10*time.Second)
-	var failingSince time.Time
-	for {
-		n, err := r.runOnce(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			}
-			r.m.errors.Inc()
-			r.log.Warn("publishing the outbox failed; retrying", "err", err, "failing_for", time.Since(failingSince).Round(time.Second).String())
-			if !bo.Wait(ctx) {
-				return nil
-			}
-			continue
-		}
-		if !failingSince.IsZero() {
-			// api-conference prunes outbox rows older than its retention; after an outage that
-			// long some events may never have been published at all.
-			if outage := time.Since(failingSince); outage >= r.cfg.LongOutage && r.cfg.Reconcile != nil {
-				r.log.Warn("publishing works again after a long outage; reconciling in case old outbox rows were pruned", "outage", outage.Round(time.Second).String())
-				r.heal.request()
-			}
-			failingSince = time.Time{}
-		}
-		bo.Reset()
-		if n == r.cfg.BatchSize {
-			continue // there may be more
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.wake:
-		case <-sweep.C:
-		}
 	}
 }
 
@@ -140,6 +99,7 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	r.m.claims.Inc()
 	tx := &claimTx{conn: conn}
 	defer tx.rollbackIfOpen(ctx)
 	claimed, err := tx.claim(ctx, r.cfg.BatchSize)

@@ -153,6 +153,17 @@ func (b bundle) relay(t *testing.T, cfg Config) *Relay {
 // addOutbox writes an outbox row and its notification inside tx, as api-conference does.
 func addOutbox(t testing.TB, ctx context.Context, tx pgx.Tx, confID, version int64, typ changeevent.Type) int64 {
 	t.Helper()
+	id := addOutboxQuietly(t, ctx, tx, confID, version, typ)
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", changeevent.NotifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// addOutboxQuietly writes an outbox row inside tx without a notification, as api-conference
+// does with OUTBOX_NOTIFY=off.
+func addOutboxQuietly(t testing.TB, ctx context.Context, tx pgx.Tx, confID, version int64, typ changeevent.Type) int64 {
+	t.Helper()
 	var payload any
 	if typ != changeevent.Deleted {
 		data, err := changeevent.MarshalData(changeevent.Conference{
@@ -167,9 +178,6 @@ func addOutbox(t testing.TB, ctx context.Context, tx pgx.Tx, confID, version int
 	var id int64
 	if err := tx.QueryRow(ctx, `INSERT INTO outbox (conference_id, type, version, payload) VALUES ($1, $2, $3, $4::jsonb) RETURNING id`,
 		confID, string(typ), version, payload).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", changeevent.NotifyChannel); err != nil {
 		t.Fatal(err)
 	}
 	return id
