@@ -67,8 +67,9 @@ func sameFields(t *testing.T, path string, want changeevent.Conference, got atte
 }
 
 // TestEveryCarriedFieldIsStored ties together the hops of a field that no compiler checks on
-// this side: the upsert and the repair statements list their columns by hand. A field that
-// ConferenceVO and the contract both have, but that one statement forgets, fails here.
+// this side: the upsert (its column arrays and the CASE of each column that keeps a tombstone's
+// data) and the repair statement list their columns by hand. A field that ConferenceVO and the
+// contract both have, but that one statement forgets, fails here.
 func TestEveryCarriedFieldIsStored(t *testing.T) {
 	t.Parallel()
 	store := setup(t)
@@ -85,12 +86,26 @@ func TestEveryCarriedFieldIsStored(t *testing.T) {
 	if got.ImportHref != applied.Href {
 		t.Errorf("apply: ImportHref = %q, want %q", got.ImportHref, applied.Href)
 	}
+	// A delete carries no data, and its tombstone keeps every field the copy held.
+	mustApply(t, store, changes(changeevent.Event{
+		ID: "evt-1-2", Type: changeevent.Deleted, ConferenceID: 1, Version: 2, OccurredAt: time.Now().UTC(),
+	}))
+	if got, err = store.GetConferenceVO(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Deleted || got.Version != 2 {
+		t.Fatalf("delete: version %d, deleted %v; want a tombstone of version 2", got.Version, got.Deleted)
+	}
+	sameFields(t, "tombstone", applied, got)
+	if got.ImportHref != applied.Href {
+		t.Errorf("tombstone: ImportHref = %q, want %q", got.ImportHref, applied.Href)
+	}
 
 	repaired := filled(t, 1, 2)
 	ch := pgtest.Change(changeevent.Event{
 		ID: "evt-1-5", Type: changeevent.Updated, ConferenceID: 1, Version: 5, OccurredAt: time.Now().UTC(), Data: &repaired,
 	})
-	if _, err := store.Repair(ctx, "s", []attendee.Repair{{ConferenceID: 1, Replaces: 1, Change: ch}}); err != nil {
+	if _, err := store.Repair(ctx, "s", []attendee.Repair{{ConferenceID: 1, Replaces: 2, Change: ch}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err = store.GetConferenceVO(ctx, 1); err != nil {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -30,8 +29,8 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx
 	return pgschema.InTx(ctx, s.db, translate, fn)
 }
 
-// applyChunk bounds the rows of one INSERT statement, so that a large snapshot does not
-// become one multi-megabyte statement.
+// applyChunk bounds the rows of one upsert, so that a large snapshot does not become one
+// multi-megabyte message.
 const applyChunk = 500
 
 // ApplyChanges applies a batch of conference changes to conference_vos in one transaction. It
@@ -100,25 +99,6 @@ func (s *Store) ApplyHandover(ctx context.Context, source string, b attendee.Bat
 	return res, nil
 }
 
-// bindSource locks the binding and checks it against source, binding the copy if it is bound
-// to nothing. Every hand-over takes this lock, so a DELETE of the binding and a hand-over from
-// the old source cannot interleave.
-func bindSource(ctx context.Context, tx bun.Tx, source string) error {
-	var bound []string
-	if err := tx.NewRaw("SELECT source FROM source_binding FOR UPDATE").Scan(ctx, &bound); err != nil {
-		return err
-	}
-	if len(bound) == 0 {
-		_, err := tx.NewRaw("INSERT INTO source_binding (source) VALUES (?) ON CONFLICT (one) DO NOTHING", source).Exec(ctx)
-		return err
-	}
-	if bound[0] != source {
-		return fmt.Errorf("%w: the copy is made from source %s and this comes from source %s; if the new source is right, "+
-			"DELETE /internal/source to accept it (the next reconcile then makes the copy equal to it)", attendee.ErrSourceMismatch, bound[0], source)
-	}
-	return nil
-}
-
 // Binding returns the source the copy is bound to, and when; "" while it is bound to none.
 func (s *Store) Binding(ctx context.Context) (string, time.Time, error) {
 	var rows []struct {
@@ -146,21 +126,6 @@ func (s *Store) Unbind(ctx context.Context) (string, error) {
 	return old[0], nil
 }
 
-// repairSQL overrules the version guard, and only where the copy still holds the version the
-// repair was decided on: a change applied in between is never undone.
-const repairSQL = `UPDATE conference_vos AS v SET
-    import_href   = CASE WHEN ?2 THEN v.import_href ELSE ?5 END,
-    name          = CASE WHEN ?2 THEN v.name ELSE ?6 END,
-    starts        = CASE WHEN ?2 THEN v.starts ELSE ?7::timestamptz END,
-    ends          = CASE WHEN ?2 THEN v.ends ELSE ?8::timestamptz END,
-    max_attendees = CASE WHEN ?2 THEN v.max_attendees ELSE ?9 END,
-    version       = ?3,
-    deleted       = ?2,
-    event_id      = ?4,
-    occurred_at   = ?10::timestamptz,
-    applied_at    = clock_timestamp()
-WHERE conference_id = ?0 AND version = ?1`
-
 // Repair applies repairs from source in one transaction, with the same source check as
 // ApplyHandover, and returns how many rows it changed.
 func (s *Store) Repair(ctx context.Context, source string, repairs []attendee.Repair) (attendee.ApplyResult, error) {
@@ -173,87 +138,14 @@ func (s *Store) Repair(ctx context.Context, source string, repairs []attendee.Re
 		if err := bindSource(ctx, tx, source); err != nil {
 			return err
 		}
-		for _, r := range repairs {
-			// id, replaces, deleted, version, event_id, import_href, name, starts, ends,
-			// max_attendees, occurred_at: the placeholders ?0…?10 of repairSQL.
-			args := []any{r.ConferenceID, r.Replaces, true, int64(0), "", "", "", nil, nil, 0, time.Now().UTC()}
-			if r.Change != nil {
-				e := r.Change.Event()
-				args[2], args[3], args[4], args[5], args[10] = e.Type == changeevent.Deleted, e.Version, e.ID, attendee.ImportHref(e), e.OccurredAt.UTC()
-				if e.Data != nil {
-					args[6], args[7], args[8], args[9] = e.Data.Name, e.Data.Starts.UTC(), e.Data.Ends.UTC(), e.Data.MaxAttendees
-				}
-			}
-			out, err := tx.NewRaw(repairSQL, args...).Exec(ctx)
-			if err != nil {
-				return err
-			}
-			n, err := out.RowsAffected()
-			if err != nil {
-				return err
-			}
-			res.Applied += int(n)
-		}
-		return nil
+		n, err := repairRows(ctx, tx, repairs)
+		res.Applied = n
+		return err
 	})
 	if err != nil {
 		return attendee.ApplyResult{}, fmt.Errorf("repair %d conferences from source %s: %w", len(repairs), source, translate(err))
 	}
 	return res, nil
-}
-
-// upsertSQL keeps a tombstone's last known data: attendees of a deleted conference still show
-// its name.
-const upsertSQL = `INSERT INTO conference_vos AS v
-    (conference_id, import_href, name, starts, ends, max_attendees, version, deleted, event_id, occurred_at, applied_at)
-VALUES %s
-ON CONFLICT (conference_id) DO UPDATE SET
-    import_href     = CASE WHEN EXCLUDED.deleted THEN v.import_href ELSE EXCLUDED.import_href END,
-    name            = CASE WHEN EXCLUDED.deleted THEN v.name ELSE EXCLUDED.name END,
-    starts          = CASE WHEN EXCLUDED.deleted THEN v.starts ELSE EXCLUDED.starts END,
-    ends            = CASE WHEN EXCLUDED.deleted THEN v.ends ELSE EXCLUDED.ends END,
-    max_attendees   = CASE WHEN EXCLUDED.deleted THEN v.max_attendees ELSE EXCLUDED.max_attendees END,
-    version         = EXCLUDED.version,
-    deleted         = EXCLUDED.deleted,
-    event_id        = EXCLUDED.event_id,
-    occurred_at     = EXCLUDED.occurred_at,
-    applied_at      = clock_timestamp()
-WHERE v.version < EXCLUDED.version
-RETURNING conference_id, extract(epoch FROM applied_at - occurred_at)::float8 AS lag_seconds`
-
-// upsertChanges writes changes, sorted by conference id so that concurrent batches lock rows
-// in the same order, and returns the propagation lag of each row it changed.
-func upsertChanges(ctx context.Context, tx bun.IDB, changes []changeevent.Event) ([]time.Duration, error) {
-	var values strings.Builder
-	args := make([]any, 0, len(changes)*10)
-	for i, e := range changes {
-		if i > 0 {
-			values.WriteString(",\n")
-		}
-		values.WriteString("(?, ?, ?, ?::timestamptz, ?::timestamptz, ?, ?, ?, ?, ?::timestamptz, clock_timestamp())")
-		var (
-			name         string
-			starts, ends any // NULL for a delete
-			maxAttendees int
-		)
-		if e.Data != nil {
-			name, starts, ends, maxAttendees = e.Data.Name, e.Data.Starts.UTC(), e.Data.Ends.UTC(), e.Data.MaxAttendees
-		}
-		args = append(args, e.ConferenceID, attendee.ImportHref(e), name, starts, ends, maxAttendees,
-			e.Version, e.Type == changeevent.Deleted, e.ID, e.OccurredAt.UTC())
-	}
-	var rows []struct {
-		ConferenceID int64   `bun:"conference_id"`
-		LagSeconds   float64 `bun:"lag_seconds"`
-	}
-	if err := tx.NewRaw(fmt.Sprintf(upsertSQL, values.String()), args...).Scan(ctx, &rows); err != nil {
-		return nil, err
-	}
-	lags := make([]time.Duration, len(rows))
-	for i, r := range rows {
-		lags[i] = time.Duration(r.LagSeconds * float64(time.Second))
-	}
-	return lags, nil
 }
 
 // ListConferenceVOs returns up to limit live ConferenceVOs with ids above after, by id, and whether

@@ -28,7 +28,8 @@ type Config struct {
 	// shutdown waits for the read in flight.
 	Block time.Duration
 	// ClaimMinIdle is how long an entry stays pending, unacked, before another consumer may
-	// reclaim it: it must comfortably exceed the time a batch takes to apply.
+	// reclaim it: it must comfortably exceed the time two batches take to apply, as a batch read
+	// ahead waits for the one before it.
 	ClaimMinIdle time.Duration
 	// ClaimInterval is how often the consumer looks for such entries.
 	ClaimInterval time.Duration

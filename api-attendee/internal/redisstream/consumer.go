@@ -1,6 +1,8 @@
 // Package redisstream is api-attendee's push-mode consumer: it reads conference change events
 // from a Redis stream with a consumer group and applies them through the store's one apply
-// path, acking each entry only after the transaction that applied it has committed.
+// path, acking each entry only after the transaction that applied it has committed. It reads
+// the next batch while it applies one, the acks of the batch before in the same round trip
+// (ahead.go).
 //
 // Delivery is at least once and applying is idempotent, so every failure is handled by doing
 // the work again: entries left pending by a consumer that died are reclaimed with XAUTOCLAIM,
@@ -11,6 +13,7 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -48,6 +51,12 @@ type Consumer struct {
 	// the next rounds re-read them (with backoff) instead of waiting ClaimMinIdle for them.
 	retryOwn bool
 	backoff  *backoff.Backoff
+	// next holds the new entries read ahead while the last batch was applied (see readAhead),
+	// for the next round to handle; unacked holds that batch's entries, applied and committed,
+	// whose XACK rides with the next round's read. Either is non-empty only with the other,
+	// between two rounds, and Run's finish sees both through when it stops.
+	next    []redis.XMessage
+	unacked []string
 
 	m *metrics
 }
@@ -95,6 +104,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		c.backoff.Reset()
 	}
+	c.finish(context.WithoutCancel(ctx))
 	c.leaveGroup(context.WithoutCancel(ctx))
 	c.log.InfoContext(context.WithoutCancel(ctx), "stream consumer stopped")
 	return nil
@@ -117,12 +127,14 @@ func (c *Consumer) leaveGroup(ctx context.Context) {
 	}
 }
 
-// runOnce does one round: make sure the group exists, reclaim idle entries when due or else
-// read new ones, and handle what it got. It returns how many entries it handled.
+// runOnce does one round: make sure the group exists, take the entries read ahead by the last
+// round or else reclaim idle entries when due or read new ones, and handle what it got while
+// the next read runs (readAhead). It returns how many entries it handled.
 //
 // Once ctx is cancelled no new round starts. A read already in flight is not cut off — Redis
 // may have handed entries to this consumer — but ends within Block; whatever it returned is
-// applied and acked under a context of its own, so a shutdown never leaves a batch half done.
+// applied and acked under a context of its own (by Run's finish, for entries read ahead), so
+// a shutdown never leaves a batch half done.
 func (c *Consumer) runOnce(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, nil
@@ -141,13 +153,41 @@ func (c *Consumer) runOnce(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	msgs, deliveries, err := c.fetch(readCtx)
-	if err != nil || len(msgs) == 0 {
-		return 0, err
+	msgs, deliveries := c.next, map[string]int64(nil) // entries read ahead are new: delivered once
+	c.next = nil
+	if len(msgs) == 0 {
+		var err error
+		if msgs, deliveries, err = c.fetch(readCtx); err != nil || len(msgs) == 0 {
+			return 0, err
+		}
+	}
+	var ahead *readAhead
+	var ackErr error
+	if c.mayReadAhead(ctx) {
+		ahead = c.readAhead(readCtx)
+	} else {
+		ackErr = c.flushAcks(readCtx)
 	}
 	workCtx, cancelWork := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ApplyTimeout)
 	defer cancelWork()
-	return len(msgs), c.handle(workCtx, msgs, deliveries)
+	return len(msgs), errors.Join(ackErr, c.handle(workCtx, msgs, deliveries, ahead))
+}
+
+// finish handles the entries read ahead that no round took up and sends the acks still owed,
+// so that a consumer that stops leaves nothing read but not applied, nor applied but not acked.
+func (c *Consumer) finish(ctx context.Context) {
+	if len(c.next) > 0 {
+		msgs := c.next
+		c.next = nil
+		workCtx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+		defer cancel()
+		if err := c.handle(workCtx, msgs, nil, nil); err != nil {
+			c.log.WarnContext(ctx, "stream consumer stopping: entries read ahead left pending", "err", err)
+		}
+	}
+	if err := c.flushAcks(ctx); err != nil {
+		c.log.WarnContext(ctx, "stream consumer stopping: applied entries left unacked", "err", err)
+	}
 }
 
 // ensureGroup creates the group from the start of the stream, so a new group reads the

@@ -126,29 +126,33 @@ func (c *Consumer) observe(res attendee.ApplyResult) {
 	}
 }
 
-// handle applies msgs and acks what was applied or dead-lettered. Entries whose apply failed
-// for another reason stay pending; the next rounds re-read them with backoff.
-func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries map[string]int64) error {
+// handle applies msgs and acks what was applied or dead-lettered, while ahead (nil when the
+// round reads nothing ahead) brings the next entries. Entries whose apply failed for another
+// reason stay pending; the next rounds re-read them with backoff.
+//
+// The acks of the applied entries wait for the next round's read, to go in its round trip,
+// when that round follows at once: the round went well and ahead brought entries. Otherwise
+// they go now. Either way an entry is acked only after the statement that applied it committed.
+func (c *Consumer) handle(ctx context.Context, msgs []redis.XMessage, deliveries map[string]int64, ahead *readAhead) error {
 	entries, dead := triage(msgs, deliveries, c.cfg.MaxDeliveries)
 	out := c.apply(ctx, entries)
 	dead = append(dead, out.dead...)
-	if err := c.deadLetter(ctx, dead); err != nil {
-		return err
-	}
-	if len(out.acked) > 0 {
-		if err := c.rdb.XAck(ctx, c.cfg.Stream, c.cfg.Group, out.acked...).Err(); err != nil {
-			// Applied but not acked: the entries come back and are applied again, harmlessly.
-			return fmt.Errorf("ack %d applied entries: %w", len(out.acked), err)
-		}
-		c.m.applied.Add(float64(len(out.acked)))
+	dlErr := c.deadLetter(ctx, dead)
+	next, aheadErr := c.awaitReadAhead(ahead)
+	c.next = next // kept even after a failure: they are delivered, and handled next round
+	var ackErr, failedErr error
+	if out.failed == 0 && dlErr == nil && aheadErr == nil && len(next) > 0 {
+		c.unacked = out.acked
+	} else {
+		ackErr = c.ack(ctx, out.acked)
 	}
 	c.log.InfoContext(ctx, "applied stream entries", "entries", len(msgs), "applied", len(out.acked),
-		"dead_lettered", len(dead), "failed", out.failed)
+		"dead_lettered", len(dead), "failed", out.failed, "read_ahead", len(next))
 	if out.failed > 0 {
 		c.dbSuspect, c.retryOwn = true, true
-		return fmt.Errorf("%d of %d entries not applied, left pending for retry: %w", out.failed, len(msgs), out.lastErr)
+		failedErr = fmt.Errorf("%d of %d entries not applied, left pending for retry: %w", out.failed, len(msgs), out.lastErr)
 	}
-	return nil
+	return errors.Join(failedErr, dlErr, aheadErr, ackErr)
 }
 
 // deadLetter copies each entry to the dead-letter stream with its reason and acks it, in one

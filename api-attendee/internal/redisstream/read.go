@@ -55,8 +55,7 @@ func (c *Consumer) read(ctx context.Context) ([]redis.XMessage, error) {
 // their consumer died, or (this one's own) their apply failed — and returns them with how
 // often each has been delivered, the reclaim included.
 func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]int64, error) {
-	// A sweep in progress goes on without waiting for the interval.
-	if c.claimCursor == "0-0" && time.Since(c.lastClaim) < c.cfg.ClaimInterval {
+	if !c.reclaimDue() {
 		return nil, nil, nil
 	}
 	msgs, next, err := c.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
@@ -76,6 +75,12 @@ func (c *Consumer) reclaim(ctx context.Context) ([]redis.XMessage, map[string]in
 	}
 	c.m.reclaimed.Add(float64(len(msgs)))
 	return msgs, deliveries, nil
+}
+
+// reclaimDue reports whether the next fetch looks for idle entries: a sweep in progress goes on
+// without waiting for the interval.
+func (c *Consumer) reclaimDue() bool {
+	return c.claimCursor != "0-0" || time.Since(c.lastClaim) >= c.cfg.ClaimInterval
 }
 
 // readOwnPending re-reads the entries delivered to this consumer and not acked (XREADGROUP
