@@ -312,3 +312,33 @@ func TestDatabaseConnectionsDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestPushWakeups: the other ways of waking the relay deliver every change too: the write's
+// notification sent after its commit (OUTBOX_NOTIFY=after), and none at all, with a relay that
+// polls the outbox and lingers for larger batches (OUTBOX_NOTIFY=off, SYNC_OUTBOX_POLL).
+func TestPushWakeups(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string]options{
+		"after": {conferenceEnv: map[string]string{"OUTBOX_NOTIFY": "after"}},
+		"poll": {
+			conferenceEnv: map[string]string{"OUTBOX_NOTIFY": "off"},
+			syncerEnv:     map[string]string{"SYNC_OUTBOX_POLL": "2ms", "SYNC_RELAY_LINGER": "500us"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := setup(t, push, opts)
+			w := newWorkload(t, s.api, seed(t))
+			w.Run(context.Background(), 100, 2, 50)
+			requireNoWriteErrors(t, w)
+			s.AwaitProjection(w.Created(), deletesIn(push))
+			polls := metricSum(t, s.syncers[0].URL()+"/metrics", "relay_outbox_polls_total")
+			if name == "poll" && polls == 0 {
+				t.Error("the relay made no poll of the outbox in poll mode")
+			}
+			if name == "after" && polls != 0 {
+				t.Errorf("the relay polled %v times with LISTEN", polls)
+			}
+		})
+	}
+}

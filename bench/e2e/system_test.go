@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"testing"
 	"time"
@@ -81,6 +82,9 @@ type options struct {
 	adminURL string
 	// pollInterval is the syncer's SYNC_POLL_INTERVAL in pull mode; 0 means pollInterval.
 	pollInterval time.Duration
+	// conferenceEnv and syncerEnv are settings of api-conference and of every syncer, over the
+	// test's own (how push wakes the relay, for one).
+	conferenceEnv, syncerEnv map[string]string
 }
 
 // setup starts api-conference, one api-attendee and one syncer in mode, each test with its
@@ -115,9 +119,9 @@ func setup(t *testing.T, mode string, opts options) *system {
 	if opts.netFaults {
 		s.net = newNetFaults(t)
 	}
-	s.conference = startProc(t, binConference, binary(t, binConference), map[string]string{
-		"DATABASE_URL": s.dbURL, "LOG_LEVEL": "warn",
-	})
+	confEnv := map[string]string{"DATABASE_URL": s.dbURL, "LOG_LEVEL": "warn"}
+	maps.Copy(confEnv, opts.conferenceEnv)
+	s.conference = startProc(t, binConference, binary(t, binConference), confEnv)
 	s.api = newAPIClient(s.conference.URL())
 	if opts.proxy {
 		s.proxy = newBadProxy(t, s.conference.URL())
@@ -177,6 +181,7 @@ func (s *system) AddSyncer() *proc {
 			env["SYNC_POLL_INTERVAL"] = s.opts.pollInterval.String()
 		}
 	}
+	maps.Copy(env, s.opts.syncerEnv)
 	if s.net != nil {
 		s.net.route(s, binSyncer, env)
 	}
