@@ -15,10 +15,14 @@ import (
 // parses and plans each statement anew. Here each connection prepares the text once and
 // later only binds and executes it. Bun keeps everything else, and the migrations.
 
-// conferenceColumns are conferenceRow's columns and its location's, in scanRow's order.
-const conferenceColumns = `c.id, c.name, c.starts, c.ends, c.description, c.max_presentations,
+// conferenceSelect is conferenceRow's columns and its location's, in scanConference's order,
+// from a conference c and its location l.
+const conferenceSelect = `c.id, c.name, c.starts, c.ends, c.description, c.max_presentations,
 	c.max_attendees, c.location_id, c.version, c.created, c.updated,
-	l.id, l.name, l.city, l.room_count, l.state, l.picture_url, l.created, l.updated
+	l.id, l.name, l.city, l.room_count, l.state, l.picture_url, l.created, l.updated`
+
+// conferenceColumns are conferenceSelect from the tables.
+const conferenceColumns = conferenceSelect + `
 FROM conferences AS c JOIN locations AS l ON l.id = c.location_id`
 
 const (
@@ -57,13 +61,14 @@ func sqlOf(db bun.IDB) (querier, error) {
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
-// scanConference reads one row of conferenceColumns.
-func scanConference(sc scanner) (conferenceRow, error) {
+// scanConference reads one row of conferenceSelect, and then the extra columns a write
+// returns after it.
+func scanConference(sc scanner, extra ...any) (conferenceRow, error) {
 	var r conferenceRow
 	l := new(locationRow)
-	err := sc.Scan(&r.ID, &r.Name, &r.Starts, &r.Ends, &r.Description, &r.MaxPresentations,
+	err := sc.Scan(append([]any{&r.ID, &r.Name, &r.Starts, &r.Ends, &r.Description, &r.MaxPresentations,
 		&r.MaxAttendees, &r.LocationID, &r.Version, &r.Created, &r.Updated,
-		&l.ID, &l.Name, &l.City, &l.RoomCount, &l.State, &l.PictureURL, &l.Created, &l.Updated)
+		&l.ID, &l.Name, &l.City, &l.RoomCount, &l.State, &l.PictureURL, &l.Created, &l.Updated}, extra...)...)
 	r.Location = l
 	return r, err
 }
