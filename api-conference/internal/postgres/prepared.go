@@ -9,11 +9,12 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// The hot reads (a conference by id, a page of the conference list) are constant SQL texts
-// with placeholders, run with pgx's statement cache: the pool's default is the simple
-// protocol (pgschema), under which bun renders every argument into the text and Postgres
-// parses and plans each statement anew. Here each connection prepares the text once and
-// later only binds and executes it. Bun keeps everything else, and the migrations.
+// The hot reads (a conference by id, a page of the conference list and its ETag) and the
+// conference writes (writes.go) are constant SQL texts with placeholders, run with pgx's
+// statement cache: the pool's default is the simple protocol (pgschema), under which bun
+// renders every argument into the text and Postgres parses and plans each statement anew.
+// Here each connection prepares the text once and later only binds and executes it. Bun
+// keeps everything else, and the migrations.
 
 // conferenceSelect is conferenceRow's columns and its location's, in scanConference's order,
 // from a conference c and its location l.
@@ -28,6 +29,8 @@ FROM conferences AS c JOIN locations AS l ON l.id = c.location_id`
 const (
 	getConferenceSQL   = `SELECT ` + conferenceColumns + ` WHERE c.id = $1`
 	listConferencesSQL = `SELECT ` + conferenceColumns + ` WHERE c.id > $1 ORDER BY c.id LIMIT $2`
+	// changeMarkerSQL is the list's ETag, read before every page.
+	changeMarkerSQL = `SELECT coalesce(sum(n), 0)::bigint FROM change_marker`
 )
 
 // cached is the first query argument that makes pgx's database/sql driver run the

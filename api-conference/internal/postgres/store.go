@@ -222,8 +222,12 @@ func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]
 // ChangeMarker returns a number that grows with every committed change of any conference
 // (create, update, delete, or a change of its location): the conference list's ETag.
 func (s *Store) ChangeMarker(ctx context.Context) (int64, error) {
+	q, err := sqlOf(s.db)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.db.NewRaw("SELECT coalesce(sum(n), 0)::bigint FROM change_marker").Scan(ctx, &n); err != nil {
+	if err := q.QueryRowContext(ctx, changeMarkerSQL, cached).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read change marker: %w", translate(err))
 	}
 	return n, nil
