@@ -204,10 +204,37 @@ func (s *Store) GetConference(ctx context.Context, id int64) (conference.Confere
 // ListConferences returns up to limit conferences with ids above after, by id, and whether
 // more follow: a keyset page, which stays correct and cheap however deep it goes.
 func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]conference.Conference, bool, error) {
-	rows, err := selectConferences(ctx, s.db, after, int64(limit)+1)
+	rows, err := selectConferences(ctx, s.db, listConferencesSQL, after, int64(limit)+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list conferences: %w", translate(err))
 	}
+	confs, more := conferencePage(rows, limit)
+	return confs, more, nil
+}
+
+// ListConferencesMarked is ListConferences with the ChangeMarker of the same snapshot: the
+// list's ETag names exactly the page it comes with, and both take one round trip.
+func (s *Store) ListConferencesMarked(ctx context.Context, after int64, limit int) (int64, []conference.Conference, bool, error) {
+	var marker int64
+	rows, err := selectConferences(ctx, s.db, listMarkedSQL, after, int64(limit)+1, &marker)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("list conferences: %w", translate(err))
+	}
+	if len(rows) == 0 {
+		// No row carried the marker. Read it first, then the page again: the ETag may then be
+		// older than the list, never newer, so no client is told an unseen change is nothing.
+		if marker, err = s.ChangeMarker(ctx); err != nil {
+			return 0, nil, false, err
+		}
+		confs, more, err := s.ListConferences(ctx, after, limit)
+		return marker, confs, more, err
+	}
+	confs, more := conferencePage(rows, limit)
+	return marker, confs, more, nil
+}
+
+// conferencePage is rows, read with one more than limit, as a page and whether more follow.
+func conferencePage(rows []conferenceRow, limit int) ([]conference.Conference, bool) {
 	more := len(rows) > limit
 	if more {
 		rows = rows[:limit]
@@ -216,7 +243,7 @@ func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]
 	for i, r := range rows {
 		out[i] = r.domain()
 	}
-	return out, more, nil
+	return out, more
 }
 
 // ChangeMarker returns a number that grows with every committed change of any conference
