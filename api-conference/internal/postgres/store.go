@@ -115,9 +115,10 @@ func (s *Store) UpdateLocation(ctx context.Context, id int64, p conference.Locat
 	var notified bool
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var row locationRow
-		// NO KEY UPDATE, not UPDATE: the id stays, and a conference's write, which holds its
-		// own row and reads this one FOR KEY SHARE, must not wait on it (see writes.go).
-		if err := tx.NewSelect().Model(&row).Where("id = ?", id).For("NO KEY UPDATE").Scan(ctx); err != nil {
+		// FOR UPDATE, not NO KEY UPDATE: a conference created or moved here meanwhile waits
+		// (its KEY SHARE conflicts), and then reads the new name, which this cascade, not
+		// seeing that conference, would not give it (see writes.go).
+		if err := tx.NewSelect().Model(&row).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
 			return translate(err)
 		}
 		l := row.domain()

@@ -19,11 +19,16 @@ import (
 // stored row is checked by the database on the row it writes, so nothing is read before the
 // write and no read can be stale by the time of the write:
 //
-//   - the location is read FOR KEY SHARE: it cannot be deleted before the write commits, and a
-//     locking read answers its newest committed version, so a payload never carries a name
-//     older than a location update that committed first (UpdateLocation locks the location
-//     FOR NO KEY UPDATE, which does not block this, so neither waits on the other's row: no
-//     deadlock with its cascade over the conferences);
+//   - a create reads the location FOR KEY SHARE before it inserts: the location cannot be
+//     deleted before the create commits, and a rename in progress (UpdateLocation holds the
+//     location FOR UPDATE) is waited for, so the payload has the name the rename's cascade,
+//     which cannot see the new conference, would have given it;
+//   - an update that is given a location locks it FOR KEY SHARE before the conference's row,
+//     as a create does and in the order a rename's cascade locks them (the other order
+//     deadlocks when a move races a rename); it then reads its location through location_now
+//     (migration 0009), with a snapshot of its own, so not older than a rename whose cascade
+//     it waited for, and without a lock where it was given none (the rename holding the
+//     location may be waiting for this conference's row);
 //   - an update's new ends against the stored starts is the conferences_check constraint, and
 //     its new location the foreign key;
 //   - an update that changes nothing matches no row (IS DISTINCT FROM), so it makes no version
@@ -72,17 +77,23 @@ const updateSetSQL = `coalesce($2::text, name), coalesce($3::timestamptz, starts
         coalesce($5::text, description), coalesce($6::int, max_presentations),
         coalesce($7::int, max_attendees), coalesce($8::bigint, location_id)`
 
-// updateTemplate changes conference $1 if the new values differ from the stored ones (read
-// again on the newest version when a concurrent write got there first), one version up.
-var updateTemplate = `WITH c AS (
+// updateTemplate changes conference $1 if the new values differ from the stored ones, one
+// version up. A location given is locked first (given: the subquery in old's WHERE runs before
+// old's scan), then the conference's row (old), in the order a rename takes them.
+var updateTemplate = `WITH given AS (
+    SELECT id FROM locations WHERE id = $8 FOR KEY SHARE
+), old AS (
+    SELECT id AS old_id FROM conferences WHERE id = $1 AND (SELECT count(*) FROM given) >= 0 FOR NO KEY UPDATE
+), c AS (
     UPDATE conferences SET
         (name, starts, ends, description, max_presentations, max_attendees, location_id) = (` + updateSetSQL + `),
         version = version + 1, updated = now()
-    WHERE id = $1 AND (name, starts, ends, description, max_presentations, max_attendees, location_id)
+    FROM old
+    WHERE id = old_id AND (name, starts, ends, description, max_presentations, max_attendees, location_id)
         IS DISTINCT FROM (` + updateSetSQL + `)
     RETURNING ` + returnedRow + `
 ), l AS (
-    SELECT ` + locationReturned + ` FROM locations WHERE id = (SELECT c.location_id FROM c) FOR KEY SHARE
+    SELECT ` + locationReturned + ` FROM location_now((SELECT c.location_id FROM c))
 )` + outboxAndMarker(changeUpdated)
 
 // deleteTemplate records the delete at the next version, so a late update can never outrank
