@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"time"
 
+	"conferencego/api-conference/internal/postgres"
 	"conferencego/service/envconf"
 	"conferencego/service/logging"
 )
@@ -17,10 +18,12 @@ type config struct {
 	// TombstoneRetention is how long a deleted conference's tombstone is kept (0: forever);
 	// a feed cursor older than the newest pruned tombstone gets 410 Gone.
 	TombstoneRetention time.Duration
+	// OutboxNotify is how a write tells the relay that the outbox has rows.
+	OutboxNotify postgres.NotifyMode
 }
 
 // loadConfig reads and checks the environment: the variables of every HTTP service, and how
-// long the outbox and the tombstones are kept. logToTerminal picks the default log format.
+// long the outbox and the tombstones are kept, and how the relay is notified. logToTerminal picks the default log format.
 func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) {
 	e, get := envconf.New(getenv)
 	cfg := config{
@@ -28,6 +31,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		Config:             e.Logging(get("LOG_LEVEL", "info"), get("LOG_FORMAT", logging.DefaultFormat(logToTerminal))),
 		OutboxRetention:    e.DurationOrOff(get("OUTBOX_RETENTION", "24h"), time.Minute, "24h"),
 		TombstoneRetention: e.DurationOrOff(get("TOMBSTONE_RETENTION", "720h"), time.Minute, "720h"),
+		OutboxNotify:       postgres.NotifyMode(e.Choice(get("OUTBOX_NOTIFY", string(postgres.NotifyCommit)), postgres.NotifyModes...)),
 	}
 	return envconf.Result(e, cfg)
 }

@@ -38,14 +38,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting api-conference",
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "outbox_retention", cfg.OutboxRetention.String(),
-		"tombstone_retention", cfg.TombstoneRetention.String(),
+		"tombstone_retention", cfg.TombstoneRetention.String(), "outbox_notify", cfg.OutboxNotify,
 		"log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
 	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout, postgres.Migrate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	app := server.New(log, postgres.NewStore(db), server.Options{
+	// The notifier outlives the server: a write answered during shutdown still notifies.
+	notifyCtx, stopNotifying := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNotifying()
+	notifier := postgres.NewNotifier(db, log)
+	if cfg.OutboxNotify == postgres.NotifyAfter {
+		go notifier.Run(notifyCtx)
+	}
+	store, err := postgres.NewStore(db).WithNotify(cfg.OutboxNotify, notifier)
+	if err != nil {
+		return err
+	}
+	app := server.New(log, store, server.Options{
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Registry:           process.NewRegistry(collectors.NewDBStatsCollector(db.DB, "conference")),
 	})

@@ -198,6 +198,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"bad format":      {map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT"}},
 		"bad retention":   {map[string]string{"OUTBOX_RETENTION": "5s"}, []string{"OUTBOX_RETENTION"}},
 		"bad tombstones":  {map[string]string{"TOMBSTONE_RETENTION": "a month"}, []string{"TOMBSTONE_RETENTION"}},
+		"bad notify":      {map[string]string{"OUTBOX_NOTIFY": "later"}, []string{"OUTBOX_NOTIFY"}},
 		"several at once": {map[string]string{"LOG_LEVEL": "loud", "HTTP_ADDR": "nope"}, []string{"LOG_LEVEL", "HTTP_ADDR"}},
 	}
 	for name, tt := range tests {
@@ -246,7 +247,8 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":8000" || cfg.LogFormat != "json" || fmt.Sprint(cfg.CORSAllowedOrigins) != "[http://localhost:3000 http://localhost:3001]" {
+	if cfg.HTTPAddr != ":8000" || cfg.LogFormat != "json" || fmt.Sprint(cfg.CORSAllowedOrigins) != "[http://localhost:3000 http://localhost:3001]" ||
+		cfg.OutboxNotify != "commit" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if got := redactURL("postgres://svc:secret@db:5432/x"); strings.Contains(got, "secret") {

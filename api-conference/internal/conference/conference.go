@@ -154,23 +154,53 @@ func (p ConferencePatch) RequireAll(v *ValidationError) {
 // Validate checks c's own fields and normalises them: times in UTC at microsecond precision,
 // which is what Postgres keeps, so what a client is answered is what is stored.
 func (c *Conference) Validate(v *ValidationError) {
-	c.Name = strings.TrimSpace(c.Name)
-	c.Description = strings.TrimSpace(c.Description)
-	c.Starts = c.Starts.UTC().Truncate(time.Microsecond)
-	c.Ends = c.Ends.UTC().Truncate(time.Microsecond)
-	checkName(v, "name", c.Name)
-	v.CheckText("description", c.Description, MaxTextLen)
-	okStarts := checkTime(v, "starts", c.Starts)
-	okEnds := checkTime(v, "ends", c.Ends)
-	if okStarts && okEnds && c.Ends.Before(c.Starts) {
-		v.Add("ends", "must not be before starts")
+	p := ConferencePatch{
+		Name: &c.Name, Starts: &c.Starts, Ends: &c.Ends, Description: &c.Description,
+		MaxPresentations: &c.MaxPresentations, MaxAttendees: &c.MaxAttendees, LocationID: &c.LocationID,
 	}
-	checkCount(v, "max_presentations", c.MaxPresentations)
-	checkCount(v, "max_attendees", c.MaxAttendees)
-	if c.LocationID <= 0 {
+	p.Check(v)
+	p.Apply(c)
+}
+
+// Check normalises the fields p gives, as Validate does, and checks each of them, and ends
+// against starts when both are given. What else a whole conference must hold depends on the
+// row it is applied to: an update leaves that to the database (ends against the stored
+// starts, a location that exists), which checks it against the row it writes. The fields are
+// replaced, not written through: the caller's values stay as they were.
+func (p *ConferencePatch) Check(v *ValidationError) {
+	if p.Name != nil {
+		p.Name = ptr(strings.TrimSpace(*p.Name))
+		checkName(v, "name", *p.Name)
+	}
+	if p.Description != nil {
+		p.Description = ptr(strings.TrimSpace(*p.Description))
+		v.CheckText("description", *p.Description, MaxTextLen)
+	}
+	var okStarts, okEnds bool
+	if p.Starts != nil {
+		p.Starts = ptr(p.Starts.UTC().Truncate(time.Microsecond))
+		okStarts = checkTime(v, "starts", *p.Starts)
+	}
+	if p.Ends != nil {
+		p.Ends = ptr(p.Ends.UTC().Truncate(time.Microsecond))
+		okEnds = checkTime(v, "ends", *p.Ends)
+	}
+	if okStarts && okEnds && p.Ends.Before(*p.Starts) {
+		v.Add("ends", EndsBeforeStarts)
+	}
+	if p.MaxPresentations != nil {
+		checkCount(v, "max_presentations", *p.MaxPresentations)
+	}
+	if p.MaxAttendees != nil {
+		checkCount(v, "max_attendees", *p.MaxAttendees)
+	}
+	if p.LocationID != nil && *p.LocationID <= 0 {
 		v.Add("location", "must be the id of an existing location")
 	}
 }
+
+// EndsBeforeStarts is what a conference that would end before it starts is told, under ends.
+const EndsBeforeStarts = "must not be before starts"
 
 // Presentation is a talk submitted to a conference.
 type Presentation struct {
@@ -237,6 +267,8 @@ func Transition(from, to string) (string, error) {
 		return "", fmt.Errorf("%w: unknown status %q (from %s)", ErrInvalid, to, strings.ToLower(from))
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func setIf[T any](dst *T, src *T) {
 	if src != nil {

@@ -25,7 +25,7 @@ const markerSlots = 16
 // bumps the change marker and notifies the relay. Called in the transaction that made the
 // change, so the change and its event commit or vanish together. It returns the conferences
 // it read, so callers need not read them again.
-func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type) ([]conference.Conference, error) {
+func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type, notify bool) ([]conference.Conference, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -43,17 +43,13 @@ func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.
 		}
 		out[i] = outboxRow{ConferenceID: r.ID, Type: string(typ), Version: r.Version, Payload: payload}
 	}
-	return confs, insertOutbox(ctx, tx, out)
+	return confs, insertOutbox(ctx, tx, out, notify)
 }
 
-func recordDelete(ctx context.Context, tx bun.Tx, id, version int64) error {
-	return insertOutbox(ctx, tx, []outboxRow{{ConferenceID: id, Type: string(changeevent.Deleted), Version: version}})
-}
-
-// insertOutbox writes rows to the outbox, bumps the change marker and notifies the relay, in
-// one statement: each round trip here is spent inside the writer's transaction, and on the
-// way of every change to its consumers.
-func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
+// insertOutbox writes rows to the outbox, bumps the change marker and, with notify, notifies
+// the relay, in one statement: each round trip here is spent inside the writer's transaction,
+// and on the way of every change to its consumers.
+func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow, notify bool) error {
 	var (
 		values strings.Builder
 		args   []any
@@ -74,7 +70,13 @@ func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
 	// Marker slots are bumped in ascending order, so two transactions that touch the same
 	// slots take their row locks in the same order and cannot deadlock. pg_notify is
 	// delivered at commit, and only if the transaction commits.
-	args = append(args, pgdialect.Array(slots), changeevent.NotifyChannel)
+	notified := "false"
+	if notify {
+		notified = "pg_notify(?, '') IS NULL"
+		args = append(args, pgdialect.Array(slots), changeevent.NotifyChannel)
+	} else {
+		args = append(args, pgdialect.Array(slots))
+	}
 	query := `WITH inserted AS (
     INSERT INTO outbox (conference_id, type, version, payload) VALUES ` + values.String() + ` RETURNING 1
 ), bumped AS (
@@ -82,10 +84,10 @@ func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
     FROM (SELECT s, count(*) AS k FROM unnest(?::smallint[]) AS s GROUP BY s ORDER BY s) AS m
     WHERE slot = m.s RETURNING 1
 )
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM bumped), pg_notify(?, '')`
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM bumped), ` + notified
 	var inserted, bumped int
-	var notified string
-	if err := tx.NewRaw(query, args...).Scan(ctx, &inserted, &bumped, &notified); err != nil {
+	var void bool
+	if err := tx.NewRaw(query, args...).Scan(ctx, &inserted, &bumped, &void); err != nil {
 		return fmt.Errorf("write outbox: %w", translate(err))
 	}
 	if inserted != len(rows) {

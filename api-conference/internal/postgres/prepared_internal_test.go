@@ -20,6 +20,11 @@ func TestPreparedReadsSelectEveryColumn(t *testing.T) {
 			if !regexp.MustCompile(`\b` + alias + `\.` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(conferenceColumns) {
 				t.Errorf("conferenceColumns lacks %s.%s (%s.%s): add it there and to scanConference", alias, f.Name, model.Name(), f.GoName)
 			}
+			// What the writes return of the row they wrote, and of its location.
+			returned := map[string]string{"c": returnedRow, "l": locationReturned}[alias]
+			if !regexp.MustCompile(`\b` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(returned) {
+				t.Errorf("the writes do not return %s.%s (%s.%s): add it to writes.go", alias, f.Name, model.Name(), f.GoName)
+			}
 		}
 	}
 }

@@ -72,3 +72,32 @@ func TestUnchangedUpdateReadsInsideTheTransaction(t *testing.T) {
 		t.Fatalf("outbox = %q, want only the create", events)
 	}
 }
+
+// The list with its marker answers what the marker and the list answer one after the other,
+// for a page with rows and for one past the end, which has no row to carry the marker.
+func TestListConferencesMarked(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	loc := pgtest.MustCreateLocation(t, b.store)
+	var ids []int64
+	for _, name := range []string{"A", "B", "C"} {
+		ids = append(ids, pgtest.MustCreateConference(t, b.store, loc.ID, name).ID)
+	}
+	for _, after := range []int64{0, ids[0], ids[2]} {
+		m, got, more, err := b.store.ListConferencesMarked(ctx, after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantMore, err := b.store.ListConferences(ctx, after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" || more != wantMore {
+			t.Errorf("after %d: more %v, want %v (-want +got):\n%s", after, more, wantMore, diff)
+		}
+		if wantM := marker(t, b.store); m != wantM {
+			t.Errorf("after %d: marker %d, want %d", after, m, wantM)
+		}
+	}
+}

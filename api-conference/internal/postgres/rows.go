@@ -64,15 +64,6 @@ func (r conferenceRow) domain() conference.Conference {
 	return c
 }
 
-// conferenceRowOf is the row of c's own fields, for an insert or an update: the version and
-// the times are the database's to set.
-func conferenceRowOf(c conference.Conference) conferenceRow {
-	return conferenceRow{
-		ID: c.ID, Name: c.Name, Starts: c.Starts, Ends: c.Ends, Description: c.Description,
-		MaxPresentations: c.MaxPresentations, MaxAttendees: c.MaxAttendees, LocationID: c.LocationID,
-	}
-}
-
 type presentationRow struct {
 	bun.BaseModel `bun:"table:presentations,alias:p"`
 

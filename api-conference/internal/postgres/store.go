@@ -13,10 +13,14 @@ import (
 )
 
 // Store reads and writes the conference context. It works on a *bun.DB or inside a bun.Tx.
-type Store struct{ db bun.IDB }
+type Store struct {
+	db       bun.IDB
+	notify   NotifyMode
+	notifier *Notifier // with NotifyAfter
+}
 
-// NewStore returns a Store over db.
-func NewStore(db bun.IDB) *Store { return &Store{db: db} }
+// NewStore returns a Store over db that notifies the relay as its writes commit.
+func NewStore(db bun.IDB) *Store { return &Store{db: db, notify: NotifyCommit} }
 
 // Ping checks that the database answers, for /readyz.
 func (s *Store) Ping(ctx context.Context) error { return pgschema.Ping(ctx, s.db) }
@@ -101,8 +105,12 @@ func (s *Store) ListLocations(ctx context.Context, after int64, limit int) ([]co
 // the same transaction.
 func (s *Store) UpdateLocation(ctx context.Context, id int64, p conference.LocationPatch) (conference.Location, error) {
 	var out conference.Location
+	var notified bool
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var row locationRow
+		// FOR UPDATE, not NO KEY UPDATE: a conference created or moved here meanwhile waits
+		// (its KEY SHARE conflicts), and then reads the new name, which this cascade, not
+		// seeing that conference, would not give it (see writes.go).
 		if err := tx.NewSelect().Model(&row).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
 			return translate(err)
 		}
@@ -133,11 +141,15 @@ func (s *Store) UpdateLocation(ctx context.Context, id int64, p conference.Locat
 		).Scan(ctx, &ids); err != nil {
 			return translate(err)
 		}
-		_, err := recordChanges(ctx, tx, ids, changeUpdated)
+		notified = len(ids) > 0
+		_, err := recordChanges(ctx, tx, ids, changeUpdated, s.notify == NotifyCommit)
 		return err
 	})
 	if err != nil {
 		return conference.Location{}, fmt.Errorf("update location %d: %w", id, err)
+	}
+	if notified {
+		s.wrote()
 	}
 	return out, nil
 }
@@ -166,56 +178,6 @@ func affectedOne(res sql.Result, what string, id int64) error {
 	return nil
 }
 
-func checkLocation(ctx context.Context, db bun.IDB, id int64, v *conference.ValidationError) error {
-	if id <= 0 {
-		return nil // Validate has said so already.
-	}
-	// KEY SHARE: the location cannot be deleted before this transaction commits.
-	var found []int64
-	if err := db.NewRaw("SELECT id FROM locations WHERE id = ? FOR KEY SHARE", id).Scan(ctx, &found); err != nil {
-		return fmt.Errorf("look up location %d: %w", id, translate(err))
-	}
-	if len(found) == 0 {
-		v.Add("location", fmt.Sprintf("no location with id %d", id))
-	}
-	return nil
-}
-
-// CreateConference validates and stores a new conference at version 1, with its outbox row.
-func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePatch) (conference.Conference, error) {
-	var v conference.ValidationError
-	p.RequireAll(&v)
-	if err := v.Err(); err != nil {
-		return conference.Conference{}, err
-	}
-	var c conference.Conference
-	p.Apply(&c)
-	c.Validate(&v)
-	var out conference.Conference
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := checkLocation(ctx, tx, c.LocationID, &v); err != nil {
-			return err
-		}
-		if err := v.Err(); err != nil {
-			return err
-		}
-		row := conferenceRowOf(c)
-		if _, err := tx.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
-			return translate(err)
-		}
-		confs, err := recordChanges(ctx, tx, []int64{row.ID}, changeCreated)
-		if err != nil {
-			return err
-		}
-		out = confs[0]
-		return nil
-	})
-	if err != nil {
-		return conference.Conference{}, fmt.Errorf("create conference: %w", err)
-	}
-	return out, nil
-}
-
 func getConference(ctx context.Context, db bun.IDB, id int64) (conference.Conference, error) {
 	row, err := selectConference(ctx, db, id)
 	if err != nil {
@@ -236,10 +198,37 @@ func (s *Store) GetConference(ctx context.Context, id int64) (conference.Confere
 // ListConferences returns up to limit conferences with ids above after, by id, and whether
 // more follow: a keyset page, which stays correct and cheap however deep it goes.
 func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]conference.Conference, bool, error) {
-	rows, err := selectConferences(ctx, s.db, after, int64(limit)+1)
+	rows, err := selectConferences(ctx, s.db, listConferencesSQL, after, int64(limit)+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list conferences: %w", translate(err))
 	}
+	confs, more := conferencePage(rows, limit)
+	return confs, more, nil
+}
+
+// ListConferencesMarked is ListConferences with the ChangeMarker of the same snapshot: the
+// list's ETag names exactly the page it comes with, and both take one round trip.
+func (s *Store) ListConferencesMarked(ctx context.Context, after int64, limit int) (int64, []conference.Conference, bool, error) {
+	var marker int64
+	rows, err := selectConferences(ctx, s.db, listMarkedSQL, after, int64(limit)+1, &marker)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("list conferences: %w", translate(err))
+	}
+	if len(rows) == 0 {
+		// No row carried the marker. Read it first, then the page again: the ETag may then be
+		// older than the list, never newer, so no client is told an unseen change is nothing.
+		if marker, err = s.ChangeMarker(ctx); err != nil {
+			return 0, nil, false, err
+		}
+		confs, more, err := s.ListConferences(ctx, after, limit)
+		return marker, confs, more, err
+	}
+	confs, more := conferencePage(rows, limit)
+	return marker, confs, more, nil
+}
+
+// conferencePage is rows, read with one more than limit, as a page and whether more follow.
+func conferencePage(rows []conferenceRow, limit int) ([]conference.Conference, bool) {
 	more := len(rows) > limit
 	if more {
 		rows = rows[:limit]
@@ -248,89 +237,19 @@ func (s *Store) ListConferences(ctx context.Context, after int64, limit int) ([]
 	for i, r := range rows {
 		out[i] = r.domain()
 	}
-	return out, more, nil
+	return out, more
 }
 
 // ChangeMarker returns a number that grows with every committed change of any conference
 // (create, update, delete, or a change of its location): the conference list's ETag.
 func (s *Store) ChangeMarker(ctx context.Context) (int64, error) {
+	q, err := sqlOf(s.db)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := s.db.NewRaw("SELECT coalesce(sum(n), 0)::bigint FROM change_marker").Scan(ctx, &n); err != nil {
+	if err := q.QueryRowContext(ctx, changeMarkerSQL, cached).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read change marker: %w", translate(err))
 	}
 	return n, nil
-}
-
-// UpdateConference applies p to conference id, validating the result as a whole (so a new
-// ends is checked against the stored starts), and bumps its version by one.
-func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.ConferencePatch) (conference.Conference, error) {
-	var out conference.Conference
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var row conferenceRow
-		if err := tx.NewSelect().Model(&row).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
-			return translate(err)
-		}
-		before := row.domain()
-		c := before
-		p.Apply(&c)
-		var v conference.ValidationError
-		c.Validate(&v)
-		if err := v.Err(); err == nil && sameConference(before, c) {
-			// Nothing changes: no new version and no event, so re-saving an unchanged form
-			// costs the sync nothing.
-			var err error
-			out, err = getConference(ctx, tx, id)
-			return err
-		}
-		if p.LocationID != nil && *p.LocationID != row.LocationID {
-			if err := checkLocation(ctx, tx, c.LocationID, &v); err != nil {
-				return err
-			}
-		}
-		if err := v.Err(); err != nil {
-			return err
-		}
-		c.ID = id
-		row = conferenceRowOf(c)
-		// Every column a client may set: what the row has but the database keeps itself.
-		if _, err := tx.NewUpdate().Model(&row).ExcludeColumn("id", "version", "created", "updated").
-			Set("version = version + 1").Set("updated = now()").WherePK().Exec(ctx); err != nil {
-			return translate(err)
-		}
-		confs, err := recordChanges(ctx, tx, []int64{id}, changeUpdated)
-		if err != nil {
-			return err
-		}
-		out = confs[0]
-		return nil
-	})
-	if err != nil {
-		return conference.Conference{}, fmt.Errorf("update conference %d: %w", id, err)
-	}
-	return out, nil
-}
-
-// DeleteConference removes conference id and its presentations, and records the delete with
-// the next version, so that a late update can never outrank it downstream.
-func (s *Store) DeleteConference(ctx context.Context, id int64) error {
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var versions []int64
-		if err := tx.NewRaw("DELETE FROM conferences WHERE id = ? RETURNING version", id).Scan(ctx, &versions); err != nil {
-			return translate(err)
-		}
-		if len(versions) == 0 {
-			return conference.ErrNotFound
-		}
-		return recordDelete(ctx, tx, id, versions[0]+1)
-	})
-	if err != nil {
-		return fmt.Errorf("delete conference %d: %w", id, err)
-	}
-	return nil
-}
-
-// sameConference reports whether a and b hold the same writable fields.
-func sameConference(a, b conference.Conference) bool {
-	return a.Name == b.Name && a.Starts.Equal(b.Starts) && a.Ends.Equal(b.Ends) && a.Description == b.Description &&
-		a.MaxPresentations == b.MaxPresentations && a.MaxAttendees == b.MaxAttendees && a.LocationID == b.LocationID
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 
@@ -98,4 +99,36 @@ func BenchmarkIdleFeed(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkListPage is the list of 100 as `task bench` loads it, from 16 clients at once, the
+// answer read and dropped: what the server spends on it, with none of the test's checking.
+//
+//	go test -run '^$' -bench ListPage -cpuprofile cpu.out ./internal/server
+func BenchmarkListPage(b *testing.B) {
+	f := setup(b)
+	loc := pgtest.MustCreateLocation(b, f.store)
+	if _, err := f.db.ExecContext(context.Background(), `INSERT INTO conferences
+		(name, starts, ends, max_presentations, max_attendees, location_id)
+		SELECT 'Conference ' || i, '2027-03-01', '2027-03-02', 1, 100, ? FROM generate_series(1, 1000) AS i`, loc.ID); err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	b.SetParallelism(8) // 16 clients on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(f.base + "/api/conferences/?limit=100")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -101,9 +102,9 @@ func etagMatches(header, etag string) bool {
 }
 
 // handleListConferences serves every conference, or keyset pages of them. Its ETag comes
-// from the change marker, which is read before the list: a list can only be newer than its
-// ETag says, so a client never gets a 304 for a list that changed, and a poll that finds
-// nothing new costs one tiny query.
+// from the change marker, read in the same snapshot as the page (or, for a conditional GET,
+// alone first): a list can never be older than its ETag says, so a client never gets a 304
+// for a list that changed, and a poll that finds nothing new costs one tiny query.
 func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handler {
 	// The item is the contract's: the syncer's list mode reads this list.
 	l := httpedge.List[conference.Conference, changeevent.ListedConference]{
@@ -118,20 +119,40 @@ func handleListConferences(log *slog.Logger, store *postgres.Store) fiber.Handle
 		if err != nil {
 			return err
 		}
-		marker, err := store.ChangeMarker(c.UserContext())
-		if err != nil {
-			return err
+		setETag := func(marker int64) string {
+			etag := fmt.Sprintf(`"m%d-l%d-a%d"`, marker, limit, after)
+			c.Set(fiber.HeaderETag, etag)
+			c.Set(fiber.HeaderCacheControl, "no-cache")
+			return etag
 		}
-		etag := fmt.Sprintf(`"m%d-l%d-a%d"`, marker, limit, after)
-		c.Set(fiber.HeaderETag, etag)
-		c.Set(fiber.HeaderCacheControl, "no-cache")
-		if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && etagMatches(inm, etag) {
-			// Status, not SendStatus: SendStatus fills the empty body with "Not Modified",
-			// which is never sent but would be counted as bytes served.
-			c.Status(fiber.StatusNotModified)
-			return nil
+		if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" {
+			marker, err := store.ChangeMarker(c.UserContext())
+			if err != nil {
+				return err
+			}
+			if etagMatches(inm, setETag(marker)) {
+				// Status, not SendStatus: SendStatus fills the empty body with "Not Modified",
+				// which is never sent but would be counted as bytes served.
+				c.Status(fiber.StatusNotModified)
+				return nil
+			}
 		}
-		return l.SendPage(c, limit, after)
+		// The first page brings the marker with it; a streamed list's later pages, read
+		// after this handler has returned, must not touch c.
+		page, first := l, true
+		page.Fetch = func(ctx context.Context, after int64, limit int) ([]conference.Conference, bool, error) {
+			if !first {
+				return store.ListConferences(ctx, after, limit)
+			}
+			first = false
+			marker, confs, more, err := store.ListConferencesMarked(ctx, after, limit)
+			if err != nil {
+				return nil, false, err
+			}
+			setETag(marker)
+			return confs, more, nil
+		}
+		return page.SendPage(c, limit, after)
 	}
 }
 

@@ -1,0 +1,1 @@
+DROP FUNCTION location_now(bigint);

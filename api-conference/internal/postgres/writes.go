@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"conferencego/api-conference/internal/conference"
+	"conferencego/syncer/changeevent"
+)
+
+// A conference's create, update and delete are each one prepared statement, its own
+// transaction: the row, its outbox row, the change marker's slot and (with NotifyCommit) the
+// relay's NOTIFY, returning what the answer needs. Validated in Go first; what depends on the
+// stored row is checked by the database on the row it writes, so nothing is read before the
+// write and no read can be stale by the time of the write:
+//
+//   - a create reads the location FOR KEY SHARE before it inserts: the location cannot be
+//     deleted before the create commits, and a rename in progress (UpdateLocation holds the
+//     location FOR UPDATE) is waited for, so the payload has the name the rename's cascade,
+//     which cannot see the new conference, would have given it;
+//   - an update that is given a location locks it FOR KEY SHARE before the conference's row,
+//     as a create does and in the order a rename's cascade locks them (the other order
+//     deadlocks when a move races a rename); it then reads its location through location_now
+//     (migration 0009), with a snapshot of its own, so not older than a rename whose cascade
+//     it waited for, and without a lock where it was given none (the rename holding the
+//     location may be waiting for this conference's row);
+//   - an update's new ends against the stored starts is the conferences_check constraint, and
+//     its new location the foreign key;
+//   - an update that changes nothing matches no row (IS DISTINCT FROM), so it makes no version
+//     and no event; a second, read-only statement then tells it from an unknown id.
+
+// payloadSQL builds the outbox payload (changeevent.Conference, as changeevent.MarshalData
+// writes Conference.Payload) of conference c at location l. jsonb keeps no formatting of its
+// own, so equal values are equal bytes whoever builds them; times are written as Go writes
+// RFC 3339 with nanoseconds in UTC, trailing zeros of the fraction dropped. A field added to
+// Payload must be added here: TestWritePayloadIsMarshalData fails until it is.
+const payloadSQL = `jsonb_build_object(
+        'id', c.id, 'href', '/api/conferences/' || c.id || '/', 'name', c.name,
+        'starts', rtrim(rtrim(to_char(c.starts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z',
+        'ends', rtrim(rtrim(to_char(c.ends AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z',
+        'max_attendees', c.max_attendees,
+        'location', jsonb_build_object('name', l.name, 'city', l.city, 'state', l.state))`
+
+// returnedRow is what a write returns of the conference, as conferenceSelect reads it.
+const returnedRow = `id, name, starts, ends, description, max_presentations, max_attendees, location_id, version, created, updated`
+
+// outboxAndMarker are the CTEs every create and update ends with: the outbox row of c at l
+// and the bump of c's change-marker slot.
+func outboxAndMarker(typ changeevent.Type) string {
+	return `, o AS (
+    INSERT INTO outbox (conference_id, type, version, payload)
+    SELECT c.id, '` + string(typ) + `', c.version, ` + payloadSQL + ` FROM c, l
+), m AS (
+    UPDATE change_marker SET n = n + 1 WHERE slot = (SELECT c.id % ` + fmt.Sprint(markerSlots) + ` FROM c)
+)
+SELECT ` + conferenceSelect + `, {notify} FROM c, l`
+}
+
+// createTemplate inserts from the locked location, so no row back means no such location.
+var createTemplate = `WITH l AS (
+    SELECT ` + locationReturned + ` FROM locations WHERE id = $7 FOR KEY SHARE
+), c AS (
+    INSERT INTO conferences (name, starts, ends, description, max_presentations, max_attendees, location_id)
+    SELECT $1::text, $2::timestamptz, $3::timestamptz, $4::text, $5::int, $6::int, l.id FROM l
+    RETURNING ` + returnedRow + `
+)` + outboxAndMarker(changeCreated)
+
+const locationReturned = `id, name, city, room_count, state, picture_url, created, updated`
+
+// updateSetSQL are an update's new values: the fields not given ($n NULL) keep theirs.
+const updateSetSQL = `coalesce($2::text, name), coalesce($3::timestamptz, starts), coalesce($4::timestamptz, ends),
+        coalesce($5::text, description), coalesce($6::int, max_presentations),
+        coalesce($7::int, max_attendees), coalesce($8::bigint, location_id)`
+
+// updateTemplate changes conference $1 if the new values differ from the stored ones, one
+// version up. A location given is locked first (given: the subquery in old's WHERE runs before
+// old's scan), then the conference's row (old), in the order a rename takes them.
+var updateTemplate = `WITH given AS (
+    SELECT id FROM locations WHERE id = $8 FOR KEY SHARE
+), old AS (
+    SELECT id AS old_id FROM conferences WHERE id = $1 AND (SELECT count(*) FROM given) >= 0 FOR NO KEY UPDATE
+), c AS (
+    UPDATE conferences SET
+        (name, starts, ends, description, max_presentations, max_attendees, location_id) = (` + updateSetSQL + `),
+        version = version + 1, updated = now()
+    FROM old
+    WHERE id = old_id AND (name, starts, ends, description, max_presentations, max_attendees, location_id)
+        IS DISTINCT FROM (` + updateSetSQL + `)
+    RETURNING ` + returnedRow + `
+), l AS (
+    SELECT ` + locationReturned + ` FROM location_now((SELECT c.location_id FROM c))
+)` + outboxAndMarker(changeUpdated)
+
+// deleteTemplate records the delete at the next version, so a late update can never outrank
+// it downstream; the presentations go with the conference (ON DELETE CASCADE).
+var deleteTemplate = `WITH c AS (
+    DELETE FROM conferences WHERE id = $1 RETURNING id, version
+), o AS (
+    INSERT INTO outbox (conference_id, type, version) SELECT c.id, '` + string(changeevent.Deleted) + `', c.version + 1 FROM c
+), m AS (
+    UPDATE change_marker SET n = n + 1 WHERE slot = (SELECT c.id % ` + fmt.Sprint(markerSlots) + ` FROM c)
+)
+SELECT c.id, {notify} FROM c`
+
+// writeSQL is a write's statement per NotifyMode: with NotifyCommit it notifies the relay
+// (delivered at commit, and only if it commits); otherwise it does not.
+type writeSQL map[NotifyMode]string
+
+func newWriteSQL(template string) writeSQL {
+	notify := `pg_notify('` + changeevent.NotifyChannel + `', '') IS NULL`
+	return writeSQL{
+		NotifyCommit: strings.Replace(template, "{notify}", notify, 1),
+		NotifyAfter:  strings.Replace(template, "{notify}", "false", 1),
+		NotifyOff:    strings.Replace(template, "{notify}", "false", 1),
+	}
+}
+
+var (
+	createSQL = newWriteSQL(createTemplate)
+	updateSQL = newWriteSQL(updateTemplate)
+	deleteSQL = newWriteSQL(deleteTemplate)
+)
+
+// CreateConference validates and stores a new conference at version 1, with its outbox row.
+func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePatch) (conference.Conference, error) {
+	var v conference.ValidationError
+	p.RequireAll(&v)
+	if err := v.Err(); err != nil {
+		return conference.Conference{}, err
+	}
+	var c conference.Conference
+	p.Apply(&c)
+	c.Validate(&v)
+	if err := v.Err(); err != nil {
+		return conference.Conference{}, err
+	}
+	q, err := sqlOf(s.db)
+	if err != nil {
+		return conference.Conference{}, err
+	}
+	var notified bool
+	row, err := scanConference(q.QueryRowContext(ctx, createSQL[s.notify], cached,
+		c.Name, c.Starts, c.Ends, c.Description, c.MaxPresentations, c.MaxAttendees, c.LocationID), &notified)
+	if errors.Is(err, sql.ErrNoRows) {
+		return conference.Conference{}, conference.Invalid("location", fmt.Sprintf("no location with id %d", c.LocationID))
+	}
+	if err != nil {
+		return conference.Conference{}, fmt.Errorf("create conference: %w", translateWrite(err, c.LocationID))
+	}
+	s.wrote()
+	return row.domain(), nil
+}
+
+// UpdateConference applies p to conference id, validating the result as a whole (so a new
+// ends is checked against the stored starts), and bumps its version by one; an update that
+// changes nothing makes no version and answers the conference as it is.
+func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.ConferencePatch) (conference.Conference, error) {
+	var v conference.ValidationError
+	p.Check(&v)
+	if err := v.Err(); err != nil {
+		return conference.Conference{}, err
+	}
+	q, err := sqlOf(s.db)
+	if err != nil {
+		return conference.Conference{}, err
+	}
+	var notified bool
+	row, err := scanConference(q.QueryRowContext(ctx, updateSQL[s.notify], cached,
+		id, p.Name, p.Starts, p.Ends, p.Description, p.MaxPresentations, p.MaxAttendees, p.LocationID), &notified)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Unknown, or unchanged: the conference as it is says which.
+		c, err := getConference(ctx, s.db, id)
+		if err != nil {
+			return conference.Conference{}, fmt.Errorf("update conference %d: %w", id, err)
+		}
+		return c, nil
+	}
+	if err != nil {
+		var location int64
+		if p.LocationID != nil {
+			location = *p.LocationID
+		}
+		return conference.Conference{}, fmt.Errorf("update conference %d: %w", id, translateWrite(err, location))
+	}
+	s.wrote()
+	return row.domain(), nil
+}
+
+// DeleteConference removes conference id and its presentations, and records the delete with
+// the next version, so that a late update can never outrank it downstream.
+func (s *Store) DeleteConference(ctx context.Context, id int64) error {
+	q, err := sqlOf(s.db)
+	if err != nil {
+		return err
+	}
+	var deleted int64
+	var notified bool
+	err = q.QueryRowContext(ctx, deleteSQL[s.notify], cached, id).Scan(&deleted, &notified)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("conference %d: %w", id, conference.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete conference %d: %w", id, translate(err))
+	}
+	s.wrote()
+	return nil
+}
+
+// translateWrite says which field a constraint the database checked on the written row
+// concerns: ends before the stored starts, or a location that does not exist.
+func translateWrite(err error, location int64) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.ConstraintName {
+		case "conferences_check":
+			return conference.Invalid("ends", conference.EndsBeforeStarts)
+		case "conferences_location_id_fkey":
+			return conference.Invalid("location", fmt.Sprintf("no location with id %d", location))
+		}
+	}
+	return translate(err)
+}
