@@ -8,6 +8,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"conferencego/pgschema"
 	"conferencego/syncer/backoff"
 	"conferencego/syncer/changeevent"
 )
@@ -86,12 +87,12 @@ func (n *Notifier) Run(ctx context.Context) {
 }
 
 func (n *Notifier) notify(ctx context.Context) error {
-	q, err := sqlOf(n.db)
+	q, err := pgschema.SQLOf(n.db)
 	if err != nil {
 		return err
 	}
 	var set, notified bool
-	if err := q.QueryRowContext(ctx, notifySQL, cached).Scan(&set, &notified); err != nil {
+	if err := q.QueryRowContext(ctx, notifySQL, pgschema.Cached).Scan(&set, &notified); err != nil {
 		return fmt.Errorf("notify: %w", translate(err))
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
+
+	"conferencego/pgschema"
 )
 
 // The hot reads (a conference by id, a page of the conference list and its ETag) and the
@@ -41,34 +43,6 @@ const (
 		` WHERE c.id > $1 ORDER BY c.id LIMIT $2`
 )
 
-// cached is the first query argument that makes pgx's database/sql driver run the
-// statement through the connection's prepared-statement cache, whatever the pool's default.
-var cached any = pgx.QueryExecModeCacheStatement
-
-// querier is what database/sql's DB, Tx and Conn share.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// sqlOf returns the database/sql handle under db, so a read inside a transaction runs on the
-// transaction's own connection.
-func sqlOf(db bun.IDB) (querier, error) {
-	switch db := db.(type) {
-	case *bun.DB:
-		return db.DB, nil
-	case bun.Tx:
-		return db.Tx, nil
-	case *bun.Tx:
-		return db.Tx, nil
-	case bun.Conn:
-		return db.Conn, nil
-	case *bun.Conn:
-		return db.Conn, nil
-	}
-	return nil, fmt.Errorf("no database/sql handle under %T", db)
-}
-
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
@@ -86,11 +60,11 @@ func scanConference(sc scanner, extra ...any) (conferenceRow, error) {
 
 // selectConference returns conference id with its location (sql.ErrNoRows if there is none).
 func selectConference(ctx context.Context, db bun.IDB, id int64) (conferenceRow, error) {
-	q, err := sqlOf(db)
+	q, err := pgschema.SQLOf(db)
 	if err != nil {
 		return conferenceRow{}, err
 	}
-	return scanConference(q.QueryRowContext(ctx, getConferenceSQL, cached, id))
+	return scanConference(q.QueryRowContext(ctx, getConferenceSQL, pgschema.Cached, id))
 }
 
 // selectConferences runs query, listConferencesSQL or listMarkedSQL, for up to limit
@@ -110,7 +84,7 @@ func selectConferences(ctx context.Context, db bun.IDB, query string, after, lim
 		return rs.Err()
 	}
 	done, err := withPgx(ctx, db, func(conn *pgx.Conn) error {
-		rs, err := conn.Query(ctx, query, cached, after, limit)
+		rs, err := conn.Query(ctx, query, pgschema.Cached, after, limit)
 		if err != nil {
 			return err
 		}
@@ -120,11 +94,11 @@ func selectConferences(ctx context.Context, db bun.IDB, query string, after, lim
 	if done {
 		return rows, err
 	}
-	q, err := sqlOf(db)
+	q, err := pgschema.SQLOf(db)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := q.QueryContext(ctx, query, cached, after, limit)
+	rs, err := q.QueryContext(ctx, query, pgschema.Cached, after, limit)
 	if err != nil {
 		return nil, err
 	}

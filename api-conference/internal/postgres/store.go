@@ -243,12 +243,12 @@ func conferencePage(rows []conferenceRow, limit int) ([]conference.Conference, b
 // ChangeMarker returns a number that grows with every committed change of any conference
 // (create, update, delete, or a change of its location): the conference list's ETag.
 func (s *Store) ChangeMarker(ctx context.Context) (int64, error) {
-	q, err := sqlOf(s.db)
+	q, err := pgschema.SQLOf(s.db)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	if err := q.QueryRowContext(ctx, changeMarkerSQL, cached).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, changeMarkerSQL, pgschema.Cached).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read change marker: %w", translate(err))
 	}
 	return n, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"conferencego/api-conference/internal/conference"
+	"conferencego/pgschema"
 	"conferencego/syncer/changeevent"
 )
 
@@ -139,12 +140,12 @@ func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePat
 	if err := v.Err(); err != nil {
 		return conference.Conference{}, err
 	}
-	q, err := sqlOf(s.db)
+	q, err := pgschema.SQLOf(s.db)
 	if err != nil {
 		return conference.Conference{}, err
 	}
 	var notified bool
-	row, err := scanConference(q.QueryRowContext(ctx, createSQL[s.notify], cached,
+	row, err := scanConference(q.QueryRowContext(ctx, createSQL[s.notify], pgschema.Cached,
 		c.Name, c.Starts, c.Ends, c.Description, c.MaxPresentations, c.MaxAttendees, c.LocationID), &notified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return conference.Conference{}, conference.Invalid("location", fmt.Sprintf("no location with id %d", c.LocationID))
@@ -165,12 +166,12 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 	if err := v.Err(); err != nil {
 		return conference.Conference{}, err
 	}
-	q, err := sqlOf(s.db)
+	q, err := pgschema.SQLOf(s.db)
 	if err != nil {
 		return conference.Conference{}, err
 	}
 	var notified bool
-	row, err := scanConference(q.QueryRowContext(ctx, updateSQL[s.notify], cached,
+	row, err := scanConference(q.QueryRowContext(ctx, updateSQL[s.notify], pgschema.Cached,
 		id, p.Name, p.Starts, p.Ends, p.Description, p.MaxPresentations, p.MaxAttendees, p.LocationID), &notified)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Unknown, or unchanged: the conference as it is says which.
@@ -194,13 +195,13 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 // DeleteConference removes conference id and its presentations, and records the delete with
 // the next version, so that a late update can never outrank it downstream.
 func (s *Store) DeleteConference(ctx context.Context, id int64) error {
-	q, err := sqlOf(s.db)
+	q, err := pgschema.SQLOf(s.db)
 	if err != nil {
 		return err
 	}
 	var deleted int64
 	var notified bool
-	err = q.QueryRowContext(ctx, deleteSQL[s.notify], cached, id).Scan(&deleted, &notified)
+	err = q.QueryRowContext(ctx, deleteSQL[s.notify], pgschema.Cached, id).Scan(&deleted, &notified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("conference %d: %w", id, conference.ErrNotFound)
 	}
