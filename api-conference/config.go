@@ -31,7 +31,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		Config:             e.Logging(get("LOG_LEVEL", "info"), get("LOG_FORMAT", logging.DefaultFormat(logToTerminal))),
 		OutboxRetention:    e.DurationOrOff(get("OUTBOX_RETENTION", "24h"), time.Minute, "24h"),
 		TombstoneRetention: e.DurationOrOff(get("TOMBSTONE_RETENTION", "720h"), time.Minute, "720h"),
-		OutboxNotify:       postgres.NotifyMode(e.Choice(get("OUTBOX_NOTIFY", string(postgres.NotifyCommit)), postgres.NotifyModes...)),
+		OutboxNotify:       postgres.NotifyMode(e.Choice(get("OUTBOX_NOTIFY", string(postgres.NotifyAfter)), postgres.NotifyModes...)),
 	}
 	return envconf.Result(e, cfg)
 }

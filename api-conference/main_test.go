@@ -248,7 +248,7 @@ func TestDefaultsAreValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":8000" || cfg.LogFormat != "json" || fmt.Sprint(cfg.CORSAllowedOrigins) != "[http://localhost:3000 http://localhost:3001]" ||
-		cfg.OutboxNotify != "commit" {
+		cfg.OutboxNotify != "after" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if got := redactURL("postgres://svc:secret@db:5432/x"); strings.Contains(got, "secret") {
