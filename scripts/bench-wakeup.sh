@@ -36,7 +36,7 @@ q() { psql -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 
 # The tables the statements touch, as api-conference's migrations make them (only the
 # columns and keys these statements need).
-q <<'SQL'
+q >/dev/null <<'SQL'
 CREATE TABLE conferences (id bigint PRIMARY KEY, version bigint NOT NULL DEFAULT 1, updated timestamptz NOT NULL DEFAULT now());
 INSERT INTO conferences (id) SELECT generate_series(1, 100);
 CREATE TABLE outbox (id bigserial PRIMARY KEY, event_id uuid NOT NULL DEFAULT gen_random_uuid(), conference_id bigint NOT NULL,
