@@ -42,3 +42,25 @@ func (b *Backoff) Wait(ctx context.Context) bool {
 		return true
 	}
 }
+
+// Retry runs try until it succeeds, waiting between failures, and reports true; it reports
+// false once ctx ends. failed, if not nil, hears each failure (to log or count it). A success
+// resets b, so that the next failure starts again from the shortest wait.
+func (b *Backoff) Retry(ctx context.Context, try func(context.Context) error, failed func(error)) bool {
+	for {
+		err := try(ctx)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err == nil {
+			b.Reset()
+			return true
+		}
+		if failed != nil {
+			failed(err)
+		}
+		if !b.Wait(ctx) {
+			return false
+		}
+	}
+}

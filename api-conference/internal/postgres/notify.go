@@ -69,19 +69,8 @@ func (n *Notifier) Run(ctx context.Context) {
 			return
 		case <-n.wake:
 		}
-		for {
-			err := n.notify(ctx)
-			if err == nil {
-				bo.Reset()
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			n.log.Warn("notify the outbox relay", "err", err)
-			if !bo.Wait(ctx) {
-				return
-			}
+		if !bo.Retry(ctx, n.notify, func(err error) { n.log.Warn("notify the outbox relay", "err", err) }) {
+			return
 		}
 	}
 }

@@ -253,26 +253,23 @@ func (h *healer) reconcileLoop(ctx context.Context) {
 
 // reconcileUntilDone runs Reconcile until it succeeds, and reports false if ctx ended first.
 func (h *healer) reconcileUntilDone(ctx context.Context, bo *backoff.Backoff) bool {
-	for {
-		start := time.Now()
-		err := h.cfg.Reconcile(ctx)
-		if ctx.Err() != nil {
-			return false
-		}
-		if err == nil {
-			h.m.reconciles.Inc()
-			h.log.Debug("reconcile finished", "took", time.Since(start).String())
-			bo.Reset()
-			return true
-		}
+	var start time.Time
+	reconcile := func(ctx context.Context) error {
+		start = time.Now()
+		return h.cfg.Reconcile(ctx)
+	}
+	failed := func(err error) {
 		h.m.reconcileErrors.Inc()
 		if h.cfg.ReconcileFailed != nil {
 			h.cfg.ReconcileFailed(err)
 		} else {
 			h.log.Warn("reconcile failed; retrying", "err", err)
 		}
-		if !bo.Wait(ctx) {
-			return false
-		}
 	}
+	if !bo.Retry(ctx, reconcile, failed) {
+		return false
+	}
+	h.m.reconciles.Inc()
+	h.log.Debug("reconcile finished", "took", time.Since(start).String())
+	return true
 }
