@@ -86,26 +86,38 @@ func TestEveryCarriedFieldIsStored(t *testing.T) {
 	if got.ImportHref != applied.Href {
 		t.Errorf("apply: ImportHref = %q, want %q", got.ImportHref, applied.Href)
 	}
-	// A delete carries no data, and its tombstone keeps every field the copy held.
+	// An update over the live row: the upsert's DO UPDATE SET must name every column too.
+	updated := filled(t, 1, 3)
 	mustApply(t, store, changes(changeevent.Event{
-		ID: "evt-1-2", Type: changeevent.Deleted, ConferenceID: 1, Version: 2, OccurredAt: time.Now().UTC(),
+		ID: "evt-1-2", Type: changeevent.Updated, ConferenceID: 1, Version: 2, OccurredAt: time.Now().UTC(), Data: &updated,
 	}))
 	if got, err = store.GetConferenceVO(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	if !got.Deleted || got.Version != 2 {
-		t.Fatalf("delete: version %d, deleted %v; want a tombstone of version 2", got.Version, got.Deleted)
+	if got.Version != 2 {
+		t.Fatalf("update: version %d, want 2", got.Version)
 	}
-	sameFields(t, "tombstone", applied, got)
-	if got.ImportHref != applied.Href {
-		t.Errorf("tombstone: ImportHref = %q, want %q", got.ImportHref, applied.Href)
+	sameFields(t, "update", updated, got)
+	// A delete carries no data, and its tombstone keeps every field the copy held.
+	mustApply(t, store, changes(changeevent.Event{
+		ID: "evt-1-3", Type: changeevent.Deleted, ConferenceID: 1, Version: 3, OccurredAt: time.Now().UTC(),
+	}))
+	if got, err = store.GetConferenceVO(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Deleted || got.Version != 3 {
+		t.Fatalf("delete: version %d, deleted %v; want a tombstone of version 3", got.Version, got.Deleted)
+	}
+	sameFields(t, "tombstone", updated, got)
+	if got.ImportHref != updated.Href {
+		t.Errorf("tombstone: ImportHref = %q, want %q", got.ImportHref, updated.Href)
 	}
 
 	repaired := filled(t, 1, 2)
 	ch := pgtest.Change(changeevent.Event{
 		ID: "evt-1-5", Type: changeevent.Updated, ConferenceID: 1, Version: 5, OccurredAt: time.Now().UTC(), Data: &repaired,
 	})
-	if _, err := store.Repair(ctx, "s", []attendee.Repair{{ConferenceID: 1, Replaces: 2, Change: ch}}); err != nil {
+	if _, err := store.Repair(ctx, "s", []attendee.Repair{{ConferenceID: 1, Replaces: 3, Change: ch}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err = store.GetConferenceVO(ctx, 1); err != nil {
