@@ -11,6 +11,7 @@ import (
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/pgschema"
+	"conferencego/service/domainerr"
 	"conferencego/syncer/changeevent"
 )
 
@@ -129,24 +130,12 @@ var (
 
 // CreateConference validates and stores a new conference at version 1, with its outbox row.
 func (s *Store) CreateConference(ctx context.Context, p conference.ConferencePatch) (conference.Conference, error) {
-	var v conference.ValidationError
-	p.RequireAll(&v)
-	if err := v.Err(); err != nil {
-		return conference.Conference{}, err
-	}
-	var c conference.Conference
-	p.Apply(&c)
-	c.Validate(&v)
-	if err := v.Err(); err != nil {
-		return conference.Conference{}, err
-	}
-	q, err := pgschema.SQLOf(s.db)
+	c, err := domainerr.Whole[conference.Conference](p)
 	if err != nil {
 		return conference.Conference{}, err
 	}
-	var notified bool
-	row, err := scanConference(q.QueryRowContext(ctx, createSQL[s.notify], pgschema.Cached,
-		c.Name, c.Starts, c.Ends, c.Description, c.MaxPresentations, c.MaxAttendees, c.LocationID), &notified)
+	row, err := s.writeOne(ctx, createSQL,
+		c.Name, c.Starts, c.Ends, c.Description, c.MaxPresentations, c.MaxAttendees, c.LocationID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return conference.Conference{}, conference.Invalid("location", fmt.Sprintf("no location with id %d", c.LocationID))
 	}
@@ -166,13 +155,8 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 	if err := v.Err(); err != nil {
 		return conference.Conference{}, err
 	}
-	q, err := pgschema.SQLOf(s.db)
-	if err != nil {
-		return conference.Conference{}, err
-	}
-	var notified bool
-	row, err := scanConference(q.QueryRowContext(ctx, updateSQL[s.notify], pgschema.Cached,
-		id, p.Name, p.Starts, p.Ends, p.Description, p.MaxPresentations, p.MaxAttendees, p.LocationID), &notified)
+	row, err := s.writeOne(ctx, updateSQL,
+		id, p.Name, p.Starts, p.Ends, p.Description, p.MaxPresentations, p.MaxAttendees, p.LocationID)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Unknown, or unchanged: the conference as it is says which.
 		c, err := getConference(ctx, s.db, id)
@@ -190,6 +174,17 @@ func (s *Store) UpdateConference(ctx context.Context, id int64, p conference.Con
 	}
 	s.wrote()
 	return row.domain(), nil
+}
+
+// writeOne runs a create's or an update's statement, as the Store notifies, through the
+// statement cache, and reads the row it returns. No row back is sql.ErrNoRows.
+func (s *Store) writeOne(ctx context.Context, query writeSQL, args ...any) (conferenceRow, error) {
+	q, err := pgschema.SQLOf(s.db)
+	if err != nil {
+		return conferenceRow{}, err
+	}
+	var notified bool // the statement's last column: whether it notified (NotifyCommit)
+	return scanConference(q.QueryRowContext(ctx, query[s.notify], append([]any{pgschema.Cached}, args...)...), &notified)
 }
 
 // DeleteConference removes conference id and its presentations, and records the delete with
