@@ -47,19 +47,9 @@ func TestCompareSmallRun(t *testing.T) {
 	o := options{
 		rate: 40, duration: 2 * time.Second, idle: time.Second, settle: 0, drain: 60 * time.Second,
 		mixText: "create=30,update=50,delete=20", seed: 7, initial: 10, workers: 8,
-		out: t.TempDir(), adminURL: os.Getenv("TEST_DATABASE_URL"), redisURL: os.Getenv("TEST_REDIS_URL"),
+		out: t.TempDir(),
 	}
-	if o.adminURL == "" {
-		o.adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	if o.redisURL == "" {
-		o.redisURL = "redis://127.0.0.1:6379/0"
-	}
-	if conn, err := pgx.Connect(context.Background(), o.adminURL); err != nil {
-		unavailable(t, "Postgres is not reachable at %s: %v", o.adminURL, err)
-	} else {
-		conn.Close(context.Background())
-	}
+	servers(t, &o)
 	var err error
 	if o.mix, err = parseMix(o.mixText); err != nil {
 		t.Fatal(err)
@@ -247,20 +237,10 @@ func TestCommitSmallRun(t *testing.T) {
 	}
 	o := options{
 		duration: time.Second, drain: 60 * time.Second, initial: 10, workers: 2,
-		out: t.TempDir(), adminURL: os.Getenv("TEST_DATABASE_URL"), redisURL: os.Getenv("TEST_REDIS_URL"),
+		out:    t.TempDir(),
 		commit: commitOptions{on: true, writers: []int{1, 2}, repeat: 1, poll: 2 * time.Millisecond, linger: time.Millisecond},
 	}
-	if o.adminURL == "" {
-		o.adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	if o.redisURL == "" {
-		o.redisURL = "redis://127.0.0.1:6379/0"
-	}
-	if conn, err := pgx.Connect(context.Background(), o.adminURL); err != nil {
-		unavailable(t, "Postgres is not reachable at %s: %v", o.adminURL, err)
-	} else {
-		conn.Close(context.Background())
-	}
+	servers(t, &o)
 	var err error
 	if o.commit.configs, err = parseCommitConfigs("none,commit,poll+linger"); err != nil {
 		t.Fatal(err)
@@ -285,5 +265,23 @@ func TestCommitSmallRun(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(o.out, "commit.md"))
 	if err != nil || string(md) != table {
 		t.Errorf("commit.md differs from what was printed (%v)", err)
+	}
+}
+
+// servers points o at the test's Postgres and Redis (TEST_DATABASE_URL, TEST_REDIS_URL, or the
+// local defaults) and skips, or fails in CI, when Postgres does not answer.
+func servers(t *testing.T, o *options) {
+	t.Helper()
+	o.adminURL, o.redisURL = os.Getenv("TEST_DATABASE_URL"), os.Getenv("TEST_REDIS_URL")
+	if o.adminURL == "" {
+		o.adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if o.redisURL == "" {
+		o.redisURL = "redis://127.0.0.1:6379/0"
+	}
+	if conn, err := pgx.Connect(context.Background(), o.adminURL); err != nil {
+		unavailable(t, "Postgres is not reachable at %s: %v", o.adminURL, err)
+	} else {
+		conn.Close(context.Background())
 	}
 }
