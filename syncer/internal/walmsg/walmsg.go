@@ -70,6 +70,10 @@ type Reader struct {
 	open bool
 }
 
+// ErrSlotInUse is the error of a slot another reader streams from: a slot has one reader at a
+// time, so a second relay waits for the first to go.
+var ErrSlotInUse = errors.New("the replication slot is in use by another reader")
+
 // ErrWALLevel is the error of a server that cannot decode: wal_level is not logical.
 var ErrWALLevel = errors.New("the server's wal_level is not logical")
 
@@ -103,16 +107,11 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 }
 
 func (r *Reader) start(ctx context.Context) error {
-	// The slot first: on a server that cannot decode nothing is left behind.
-	_, err := pglogrepl.CreateReplicationSlot(ctx, r.conn, r.cfg.Slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "42710": // duplicate_object: made before
-	case errors.As(err, &pgErr) && pgErr.Code == "55000" && r.walLevelNotLogical(ctx):
+	// The publication first: pgoutput looks it up as of each change it decodes, and a change
+	// older than the publication fails the stream. A server that cannot decode is told apart
+	// before anything is made on it.
+	if r.walLevelNotLogical(ctx) {
 		return ErrWALLevel
-	case err != nil:
-		return fmt.Errorf("walmsg: create slot %s: %w", r.cfg.Slot, err)
 	}
 	// CREATE PUBLICATION has no IF NOT EXISTS; a replication connection may run plain SQL.
 	if err := r.exec(ctx, `DO $$ BEGIN
@@ -122,11 +121,22 @@ func (r *Reader) start(ctx context.Context) error {
 END $$`); err != nil {
 		return fmt.Errorf("walmsg: publication %s: %w", r.cfg.Publication, err)
 	}
+	_, err := pglogrepl.CreateReplicationSlot(ctx, r.conn, r.cfg.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42710": // duplicate_object: made before
+	case err != nil:
+		return fmt.Errorf("walmsg: create slot %s: %w", r.cfg.Slot, err)
+	}
 	// Start at 0: the server resumes from the slot's confirmed position.
 	if err := pglogrepl.StartReplication(ctx, r.conn, r.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + r.cfg.Publication + "'", "messages 'true'"},
 	}); err != nil {
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // object_in_use
+			return fmt.Errorf("walmsg: slot %s: %w (%s)", r.cfg.Slot, ErrSlotInUse, pgErr.Message)
+		}
 		return fmt.Errorf("walmsg: start replication on slot %s: %w", r.cfg.Slot, err)
 	}
 	r.lastStatus = time.Now()
@@ -143,31 +153,41 @@ func (r *Reader) walLevelNotLogical(ctx context.Context) bool {
 	return err == nil && len(res) == 1 && len(res[0].Rows) == 1 && string(res[0].Rows[0][0]) != "logical"
 }
 
+// drainGap is how long Read waits for the next message once it has one to return: what is
+// already on its way comes in the same batch (a busy stream is read in batches without a linger),
+// and an idle one costs this once per batch.
+const drainGap = 50 * time.Microsecond
+
 // Read returns the caller's messages of at least one committed transaction, waiting for one
-// until ctx ends. It keeps reading what follows for up to linger, or until max messages, so
-// that a busy stream comes in fewer, larger batches; linger 0 returns at the first commit
-// that carried a message.
+// until ctx ends. Once it has one it goes on reading for up to linger, and after that while the
+// next message follows within drainGap, up to max messages: a busy stream comes in fewer,
+// larger batches.
 func (r *Reader) Read(ctx context.Context, max int, linger time.Duration) (Batch, error) {
 	var b Batch
 	var lingerUntil time.Time
 	for {
 		deadline := r.lastStatus.Add(r.cfg.StatusInterval)
 		if len(b.Messages) > 0 {
-			if len(b.Messages) >= max || !time.Now().Before(lingerUntil) {
+			if len(b.Messages) >= max {
 				r.returned = b.End
 				return b, nil
 			}
-			deadline = lingerUntil
+			deadline = time.Now().Add(drainGap)
+			if lingerUntil.After(deadline) {
+				deadline = lingerUntil
+			}
 		}
 		msg, err := r.receive(ctx, deadline)
 		if err != nil {
 			return Batch{}, err
 		}
 		if msg == nil { // the deadline passed
-			if len(b.Messages) == 0 {
-				if err := r.idle(ctx); err != nil {
-					return Batch{}, err
-				}
+			if len(b.Messages) > 0 {
+				r.returned = b.End
+				return b, nil
+			}
+			if err := r.idle(ctx); err != nil {
+				return Batch{}, err
 			}
 			continue
 		}

@@ -326,7 +326,7 @@ func readN2(r *walmsg.Reader) ([]string, error) {
 // TestLingerGathersABurst: with a linger, transactions that commit close together come in
 // one batch; without, each commit ends a batch.
 func TestLingerGathersABurst(t *testing.T) {
-	_, _, conn, r := reader(t, "linger")
+	_, url, conn, r := reader(t, "linger")
 	ctx := context.Background()
 	for i := range 5 {
 		emit(t, conn, prefix, fmt.Sprint(i))
@@ -342,21 +342,53 @@ func TestLingerGathersABurst(t *testing.T) {
 	if len(b.Messages) != 5 {
 		t.Errorf("a lingering read of a burst of 5 returned %d messages; want all 5", len(b.Messages))
 	}
-	emit(t, conn, prefix, "a")
-	emit(t, conn, prefix, "b")
+	// Without a linger a read returns what has arrived and does not wait for more: not for a
+	// transaction still open (its message is in the log, its commit is not), nor for the one
+	// that commits after the read returned.
+	pending, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pending.Rollback(ctx)
+	if _, err := pending.Exec(ctx, "SELECT pg_logical_emit_message(true, $1, 'open')", prefix); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	emit(t, other, prefix, "a")
 	b, err = r.Read(rctx, 100, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Messages) != 1 || string(b.Messages[0].Content) != "a" {
-		t.Errorf("a read without linger returned %d messages; want the first transaction's one", len(b.Messages))
+	if got := contents(b); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("a read without linger returned %q; want only the committed message", got)
+	}
+	if err := pending.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = r.Read(rctx, 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(b); !slices.Equal(got, []string{"open"}) {
+		t.Errorf("the next read returned %q; want the message of the transaction that committed since", got)
 	}
 }
 
+func contents(b walmsg.Batch) []string {
+	var out []string
+	for _, m := range b.Messages {
+		out = append(out, string(m.Content))
+	}
+	return out
+}
+
 // TestRefusals: a server that cannot decode is named; so is a message written outside its
-// transaction, which would be read even if the writer rolled back.
+// transaction, which would be read even if the writer rolled back, and a slot already read.
 func TestRefusals(t *testing.T) {
-	_, url, conn, r := reader(t, "refuse")
+	slot, url, conn, r := reader(t, "refuse")
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(false, $1, 'outside')", prefix); err != nil {
 		t.Fatal(err)
@@ -373,5 +405,13 @@ func TestRefusals(t *testing.T) {
 		if _, err := walmsg.Open(ctx, cfg); err == nil {
 			t.Errorf("Open(%+v) accepted it", cfg)
 		}
+	}
+	// A slot has one reader at a time: a second is told so, and may wait.
+	second, err := walmsg.Open(ctx, walmsg.Config{ConnString: url, Slot: slot, Publication: "conferencego", Prefix: prefix})
+	if !errors.Is(err, walmsg.ErrSlotInUse) {
+		t.Errorf("a second reader of slot %s got %v; want ErrSlotInUse", slot, err)
+	}
+	if second != nil {
+		second.Close(ctx)
 	}
 }
