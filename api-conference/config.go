@@ -7,6 +7,7 @@ import (
 	"conferencego/api-conference/internal/postgres"
 	"conferencego/service/envconf"
 	"conferencego/service/logging"
+	"conferencego/syncer/changeevent"
 )
 
 // config is everything api-conference reads from its environment.
@@ -20,10 +21,15 @@ type config struct {
 	TombstoneRetention time.Duration
 	// OutboxNotify is how a write tells the relay that the outbox has rows.
 	OutboxNotify postgres.NotifyMode
+	// OutboxTransport is how a write's event reaches the relay: an outbox row, or a
+	// logical-decoding message kept by the replication slot OutboxSlot.
+	OutboxTransport postgres.Transport
+	OutboxSlot      string
 }
 
 // loadConfig reads and checks the environment: the variables of every HTTP service, and how
-// long the outbox and the tombstones are kept, and how the relay is notified. logToTerminal picks the default log format.
+// long the outbox and the tombstones are kept, and how events reach the relay. logToTerminal
+// picks the default log format.
 func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) {
 	e, get := envconf.New(getenv)
 	cfg := config{
@@ -32,6 +38,18 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		OutboxRetention:    e.DurationOrOff(get("OUTBOX_RETENTION", "24h"), time.Minute, "24h"),
 		TombstoneRetention: e.DurationOrOff(get("TOMBSTONE_RETENTION", "720h"), time.Minute, "720h"),
 		OutboxNotify:       postgres.NotifyMode(e.Choice(get("OUTBOX_NOTIFY", string(postgres.NotifyAfter)), postgres.NotifyModes...)),
+		OutboxTransport:    postgres.Transport(e.Choice(get("OUTBOX_TRANSPORT", string(postgres.TransportTable)), postgres.Transports...)),
+		OutboxSlot:         get("OUTBOX_SLOT", changeevent.DefaultSlot).Value,
+	}
+	if !postgres.ValidSlot(cfg.OutboxSlot) {
+		e.Bad("OUTBOX_SLOT=%q: want a replication slot name of 1 to 63 lower-case letters, digits or underscores", cfg.OutboxSlot)
+	}
+	if n := getenv("OUTBOX_NOTIFY"); cfg.OutboxTransport == postgres.TransportLogical && n != "" && n != string(postgres.NotifyOff) {
+		// Not ignored in silence: whoever set it expects notifications the relay would never get.
+		e.Bad("OUTBOX_NOTIFY=%q: with OUTBOX_TRANSPORT=logical there is no outbox row to notify about; leave it unset or off", n)
+	}
+	if cfg.OutboxTransport == postgres.TransportLogical {
+		cfg.OutboxNotify = postgres.NotifyOff
 	}
 	return envconf.Result(e, cfg)
 }

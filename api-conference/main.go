@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -39,6 +40,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		"http_addr", cfg.HTTPAddr, "database_url", redactURL(cfg.DatabaseURL), "schema", postgres.Schema,
 		"cors_allowed_origins", cfg.CORSAllowedOrigins, "outbox_retention", cfg.OutboxRetention.String(),
 		"tombstone_retention", cfg.TombstoneRetention.String(), "outbox_notify", cfg.OutboxNotify,
+		"outbox_transport", cfg.OutboxTransport,
 		"log_level", cfg.LogLevel.String(), "log_format", cfg.LogFormat)
 	db, err := pgschema.Connect(ctx, cfg.DatabaseURL, postgres.Schema, connectTimeout, postgres.Migrate)
 	if err != nil {
@@ -55,6 +57,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	store, err := postgres.NewStore(db).WithNotify(cfg.OutboxNotify, notifier)
 	if err != nil {
 		return err
+	}
+	if cfg.OutboxTransport == postgres.TransportLogical {
+		if store, err = store.WithLogical(ctx, cfg.OutboxSlot); err != nil {
+			return fmt.Errorf("OUTBOX_TRANSPORT=logical: %w", err)
+		}
+		log.Info("conference changes go to the write-ahead log as logical-decoding messages", "slot", cfg.OutboxSlot)
 	}
 	app := server.New(log, store, server.Options{
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,

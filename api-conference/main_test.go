@@ -190,16 +190,19 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		"bad address":     {map[string]string{"HTTP_ADDR": "8000"}, []string{"HTTP_ADDR"}},
-		"bad port":        {map[string]string{"HTTP_ADDR": ":99999"}, []string{"HTTP_ADDR"}},
-		"bad database":    {map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}},
-		"bad origin":      {map[string]string{"CORS_ALLOWED_ORIGINS": "localhost:3000"}, []string{"CORS_ALLOWED_ORIGINS"}},
-		"bad level":       {map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL"}},
-		"bad format":      {map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT"}},
-		"bad retention":   {map[string]string{"OUTBOX_RETENTION": "5s"}, []string{"OUTBOX_RETENTION"}},
-		"bad tombstones":  {map[string]string{"TOMBSTONE_RETENTION": "a month"}, []string{"TOMBSTONE_RETENTION"}},
-		"bad notify":      {map[string]string{"OUTBOX_NOTIFY": "later"}, []string{"OUTBOX_NOTIFY"}},
-		"several at once": {map[string]string{"LOG_LEVEL": "loud", "HTTP_ADDR": "nope"}, []string{"LOG_LEVEL", "HTTP_ADDR"}},
+		"bad address":              {map[string]string{"HTTP_ADDR": "8000"}, []string{"HTTP_ADDR"}},
+		"bad port":                 {map[string]string{"HTTP_ADDR": ":99999"}, []string{"HTTP_ADDR"}},
+		"bad database":             {map[string]string{"DATABASE_URL": "mysql://x"}, []string{"DATABASE_URL"}},
+		"bad origin":               {map[string]string{"CORS_ALLOWED_ORIGINS": "localhost:3000"}, []string{"CORS_ALLOWED_ORIGINS"}},
+		"bad level":                {map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL"}},
+		"bad format":               {map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT"}},
+		"bad retention":            {map[string]string{"OUTBOX_RETENTION": "5s"}, []string{"OUTBOX_RETENTION"}},
+		"bad tombstones":           {map[string]string{"TOMBSTONE_RETENTION": "a month"}, []string{"TOMBSTONE_RETENTION"}},
+		"bad notify":               {map[string]string{"OUTBOX_NOTIFY": "later"}, []string{"OUTBOX_NOTIFY"}},
+		"bad transport":            {map[string]string{"OUTBOX_TRANSPORT": "wal"}, []string{"OUTBOX_TRANSPORT"}},
+		"bad slot":                 {map[string]string{"OUTBOX_SLOT": "My-Slot"}, []string{"OUTBOX_SLOT"}},
+		"notify without an outbox": {map[string]string{"OUTBOX_TRANSPORT": "logical", "OUTBOX_NOTIFY": "after"}, []string{"OUTBOX_NOTIFY"}},
+		"several at once":          {map[string]string{"LOG_LEVEL": "loud", "HTTP_ADDR": "nope"}, []string{"LOG_LEVEL", "HTTP_ADDR"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -248,8 +251,12 @@ func TestDefaultsAreValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HTTPAddr != ":8000" || cfg.LogFormat != "json" || fmt.Sprint(cfg.CORSAllowedOrigins) != "[http://localhost:3000 http://localhost:3001]" ||
-		cfg.OutboxNotify != "after" {
+		cfg.OutboxNotify != "after" || cfg.OutboxTransport != "table" || cfg.OutboxSlot != "conferencego_outbox" {
 		t.Errorf("defaults: %+v", cfg)
+	}
+	logical := map[string]string{"OUTBOX_TRANSPORT": "logical"}
+	if cfg, err := loadConfig(func(k string) string { return logical[k] }, false); err != nil || cfg.OutboxNotify != "off" {
+		t.Errorf("OUTBOX_TRANSPORT=logical: notify %s, %v; want off (no outbox row to notify about)", cfg.OutboxNotify, err)
 	}
 	if got := redactURL("postgres://svc:secret@db:5432/x"); strings.Contains(got, "secret") {
 		t.Errorf("redactURL leaks the password: %s", got)

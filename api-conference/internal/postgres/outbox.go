@@ -21,11 +21,12 @@ const (
 // markerSlots is the number of rows in change_marker (see migration 0001).
 const markerSlots = 16
 
-// recordChanges writes one outbox row for each conference in ids, as it stands now inside tx,
-// bumps the change marker and notifies the relay. Called in the transaction that made the
+// recordChanges writes one event for each conference in ids, as it stands now inside tx (an
+// outbox row or, with emitLogical, a logical-decoding message), bumps the change marker and,
+// with NotifyCommit, notifies the relay. Called in the transaction that made the
 // change, so the change and its event commit or vanish together. It returns the conferences
 // it read, so callers need not read them again.
-func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type, notify bool) ([]conference.Conference, error) {
+func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.Type, emit emitter) ([]conference.Conference, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -43,13 +44,13 @@ func recordChanges(ctx context.Context, tx bun.Tx, ids []int64, typ changeevent.
 		}
 		out[i] = outboxRow{ConferenceID: r.ID, Type: string(typ), Version: r.Version, Payload: payload}
 	}
-	return confs, insertOutbox(ctx, tx, out, notify)
+	return confs, insertOutbox(ctx, tx, out, emit)
 }
 
-// insertOutbox writes rows to the outbox, bumps the change marker and, with notify, notifies
-// the relay, in one statement: each round trip here is spent inside the writer's transaction,
+// insertOutbox writes rows to the outbox (or emits them, with emitLogical), bumps the change
+// marker and, with NotifyCommit, notifies the relay, in one statement: each round trip here is spent inside the writer's transaction,
 // and on the way of every change to its consumers.
-func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow, notify bool) error {
+func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow, emit emitter) error {
 	var (
 		values strings.Builder
 		args   []any
@@ -71,14 +72,19 @@ func insertOutbox(ctx context.Context, tx bun.Tx, rows []outboxRow, notify bool)
 	// slots take their row locks in the same order and cannot deadlock. pg_notify is
 	// delivered at commit, and only if the transaction commits.
 	notified := "false"
-	if notify {
+	if emit == emitter(NotifyCommit) {
 		notified = "pg_notify(?, '') IS NULL"
 		args = append(args, pgdialect.Array(slots), changeevent.NotifyChannel)
 	} else {
 		args = append(args, pgdialect.Array(slots))
 	}
+	written := `INSERT INTO outbox (conference_id, type, version, payload) VALUES ` + values.String() + ` RETURNING 1`
+	if emit == emitLogical {
+		// The same columns as a message each (writes.go's eventLogical); the count reads them.
+		written = eventLogical + `VALUES ` + values.String() + eventLogicalEnd
+	}
 	query := `WITH inserted AS (
-    INSERT INTO outbox (conference_id, type, version, payload) VALUES ` + values.String() + ` RETURNING 1
+    ` + written + `
 ), bumped AS (
     UPDATE change_marker SET n = n + m.k
     FROM (SELECT s, count(*) AS k FROM unnest(?::smallint[]) AS s GROUP BY s ORDER BY s) AS m

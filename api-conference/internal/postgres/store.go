@@ -17,6 +17,17 @@ type Store struct {
 	db       bun.IDB
 	notify   NotifyMode
 	notifier *Notifier // with NotifyAfter
+	// logical makes the writes emit logical-decoding messages instead of outbox rows
+	// (WithLogical); notify is then NotifyOff.
+	logical bool
+}
+
+// emitter is how s's writes hand on their events.
+func (s *Store) emitter() emitter {
+	if s.logical {
+		return emitLogical
+	}
+	return emitter(s.notify)
 }
 
 // NewStore returns a Store over db that notifies the relay as its writes commit.
@@ -142,7 +153,7 @@ func (s *Store) UpdateLocation(ctx context.Context, id int64, p conference.Locat
 			return translate(err)
 		}
 		notified = len(ids) > 0
-		_, err := recordChanges(ctx, tx, ids, changeUpdated, s.notify == NotifyCommit)
+		_, err := recordChanges(ctx, tx, ids, changeUpdated, s.emitter())
 		return err
 	})
 	if err != nil {

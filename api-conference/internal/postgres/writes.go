@@ -51,11 +51,11 @@ const payloadSQL = `jsonb_build_object(
 // returnedRow is what a write returns of the conference, as conferenceSelect reads it.
 const returnedRow = `id, name, starts, ends, description, max_presentations, max_attendees, location_id, version, created, updated`
 
-// outboxAndMarker are the CTEs every create and update ends with: the outbox row of c at l
-// and the bump of c's change-marker slot.
+// outboxAndMarker are the CTEs every create and update ends with: the event of c at l ({event},
+// per transport) and the bump of c's change-marker slot.
 func outboxAndMarker(typ changeevent.Type) string {
 	return `, o AS (
-    INSERT INTO outbox (conference_id, type, version, payload)
+    {event}
     SELECT c.id, '` + string(typ) + `', c.version, ` + payloadSQL + ` FROM c, l
 ), m AS (
     UPDATE change_marker SET n = n + 1 WHERE slot = (SELECT c.id % ` + fmt.Sprint(markerSlots) + ` FROM c)
@@ -103,22 +103,53 @@ var updateTemplate = `WITH given AS (
 var deleteTemplate = `WITH c AS (
     DELETE FROM conferences WHERE id = $1 RETURNING id, version
 ), o AS (
-    INSERT INTO outbox (conference_id, type, version) SELECT c.id, '` + string(changeevent.Deleted) + `', c.version + 1 FROM c
+    {event}
+    SELECT c.id, '` + string(changeevent.Deleted) + `', c.version + 1, NULL::jsonb FROM c
 ), m AS (
     UPDATE change_marker SET n = n + 1 WHERE slot = (SELECT c.id % ` + fmt.Sprint(markerSlots) + ` FROM c)
 )
 SELECT c.id, {notify} FROM c`
 
-// writeSQL is a write's statement per NotifyMode: with NotifyCommit it notifies the relay
-// (delivered at commit, and only if it commits); otherwise it does not.
-type writeSQL map[NotifyMode]string
+// The two transports of a write's event. {event} is followed by a SELECT of the event's
+// conference id, type, version and payload:
+//
+//   - the outbox table inserts them as a row, which the relay claims and deletes;
+//   - logical decoding emits them as a transactional message (changeevent.MessagePrefix) that
+//     the relay reads from a replication slot: no row to write, claim or delete. A CTE that
+//     only reads is run only if the statement reads it, so the last column counts its one
+//     message; it is in the log only if the write commits.
+const (
+	eventTable   = `INSERT INTO outbox (conference_id, type, version, payload)`
+	eventLogical = `SELECT pg_logical_emit_message(true, '` + changeevent.MessagePrefix + `', jsonb_build_object(
+        'event_id', gen_random_uuid(), 'type', e.type, 'conference_id', e.id, 'version', e.version,
+        'occurred_at', clock_timestamp(), 'data', e.payload)::text)
+    FROM (`
+	eventLogicalEnd = `) AS e (id, type, version, payload)`
+)
+
+// writeSQL is a write's statement per emitter: with NotifyCommit it notifies the relay
+// (delivered at commit, and only if it commits); with emitLogical it emits a message instead
+// of the outbox row; otherwise it writes the row and does not notify.
+type writeSQL map[emitter]string
+
+// emitter is how a Store's writes hand their events on: a NotifyMode of the outbox table, or
+// emitLogical.
+type emitter string
+
+const emitLogical emitter = "logical"
 
 func newWriteSQL(template string) writeSQL {
 	notify := `pg_notify('` + changeevent.NotifyChannel + `', '') IS NULL`
+	table := strings.Replace(template, "{event}", eventTable, 1)
+	// The logical form wraps {event}'s SELECT, which ends at the CTE's closing parenthesis.
+	at := strings.Index(template, "{event}")
+	end := at + strings.Index(template[at:], "\n), m AS")
+	logical := template[:at] + eventLogical + template[at+len("{event}"):end] + eventLogicalEnd + template[end:]
 	return writeSQL{
-		NotifyCommit: strings.Replace(template, "{notify}", notify, 1),
-		NotifyAfter:  strings.Replace(template, "{notify}", "false", 1),
-		NotifyOff:    strings.Replace(template, "{notify}", "false", 1),
+		emitter(NotifyCommit): strings.Replace(table, "{notify}", notify, 1),
+		emitter(NotifyAfter):  strings.Replace(table, "{notify}", "false", 1),
+		emitter(NotifyOff):    strings.Replace(table, "{notify}", "false", 1),
+		emitLogical:           strings.Replace(logical, "{notify}", "(SELECT count(*) FROM o) = 1", 1),
 	}
 }
 
@@ -183,8 +214,8 @@ func (s *Store) writeOne(ctx context.Context, query writeSQL, args ...any) (conf
 	if err != nil {
 		return conferenceRow{}, err
 	}
-	var notified bool // the statement's last column: whether it notified (NotifyCommit)
-	return scanConference(q.QueryRowContext(ctx, query[s.notify], append([]any{pgschema.Cached}, args...)...), &notified)
+	var notified bool // the statement's last column: whether it notified or emitted
+	return scanConference(q.QueryRowContext(ctx, query[s.emitter()], append([]any{pgschema.Cached}, args...)...), &notified)
 }
 
 // DeleteConference removes conference id and its presentations, and records the delete with
@@ -196,7 +227,7 @@ func (s *Store) DeleteConference(ctx context.Context, id int64) error {
 	}
 	var deleted int64
 	var notified bool
-	err = q.QueryRowContext(ctx, deleteSQL[s.notify], pgschema.Cached, id).Scan(&deleted, &notified)
+	err = q.QueryRowContext(ctx, deleteSQL[s.emitter()], pgschema.Cached, id).Scan(&deleted, &notified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("conference %d: %w", id, conference.ErrNotFound)
 	}

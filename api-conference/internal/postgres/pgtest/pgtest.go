@@ -8,14 +8,23 @@ package pgtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 
 	"conferencego/api-conference/internal/conference"
 	"conferencego/api-conference/internal/postgres"
+	"conferencego/pgschema"
 	sharedpgtest "conferencego/pgschema/pgtest"
+	"conferencego/syncer/pgcluster"
 )
 
 // NewSchema creates a fresh schema for tb, migrated with this service's migrations, and
@@ -53,4 +62,58 @@ func MustCreateConference(tb testing.TB, store *postgres.Store, locationID int64
 		tb.Fatalf("create conference: %v", err)
 	}
 	return c
+}
+
+var (
+	clusterOnce sync.Once
+	cluster     *pgcluster.Cluster
+	clusterErr  error
+	serial      atomic.Int64
+)
+
+// LogicalSchema is NewSchema in a database of tb's own on a cluster with wal_level=logical, one
+// per test binary (the shared server runs with replica), and returns the database's name too.
+// The binary's TestMain calls RemoveCluster.
+func LogicalSchema(tb testing.TB) (*bun.DB, string) {
+	tb.Helper()
+	clusterOnce.Do(func() {
+		cluster, clusterErr = pgcluster.New(context.Background(), "wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
+	})
+	if errors.Is(clusterErr, pgcluster.ErrNoPostgres) && os.Getenv("CI") == "" {
+		tb.Skip(clusterErr)
+	}
+	if clusterErr != nil {
+		tb.Fatal(clusterErr)
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, cluster.AdminURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := fmt.Sprintf("logical_%d", serial.Add(1))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatal(err)
+	}
+	u, err := url.Parse(cluster.AdminURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + name
+	db, err := pgschema.Open(ctx, u.String(), postgres.Schema)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if err := postgres.Migrate(ctx, db, postgres.Schema); err != nil {
+		tb.Fatal(err)
+	}
+	return db, name
+}
+
+// RemoveCluster stops and removes LogicalSchema's cluster, if one was made.
+func RemoveCluster() {
+	if cluster != nil {
+		cluster.Remove()
+	}
 }
