@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"conferencego/syncer/changeevent"
 	"conferencego/syncer/internal/poller"
+	"conferencego/syncer/internal/relay"
 	"conferencego/syncer/redisconn"
 )
 
@@ -36,6 +38,8 @@ type config struct {
 	WaitTimeout       time.Duration
 	OutboxPoll        time.Duration // SYNC_OUTBOX_POLL: 0 listens for notifications
 	RelayLinger       time.Duration // SYNC_RELAY_LINGER: 0 claims as soon as woken
+	OutboxTransport   string        // SYNC_OUTBOX_TRANSPORT: table or logical
+	Slot              string        // SYNC_SLOT: the replication slot of the logical transport
 	ConferenceURL     string
 	AttendeeURL       string
 	Token             string
@@ -105,6 +109,13 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 // index look), and how long it lingers for more when busy.
 func loadRelay(e *envconf.Env, get func(name, def string) envconf.Var, cfg *config) {
 	poll, linger := get("SYNC_OUTBOX_POLL", "off"), get("SYNC_RELAY_LINGER", "off")
+	cfg.OutboxTransport = e.Choice(get("SYNC_OUTBOX_TRANSPORT", relay.TransportTable), relay.TransportTable, relay.TransportLogical)
+	if cfg.Slot = get("SYNC_SLOT", changeevent.DefaultSlot).Value; !validSlot.MatchString(cfg.Slot) {
+		e.Bad("SYNC_SLOT=%q: want a replication slot name of 1 to 63 lower-case letters, digits or underscores", cfg.Slot)
+	}
+	if cfg.OutboxTransport == relay.TransportLogical && poll.Value != "off" && poll.Value != "" {
+		e.Bad("SYNC_OUTBOX_POLL=%q: the logical transport reads a replication slot, which needs no polling; leave it off", poll.Value)
+	}
 	if cfg.OutboxPoll = e.DurationOrOff(poll, time.Millisecond, "2ms"); cfg.OutboxPoll > time.Minute {
 		e.Bad("SYNC_OUTBOX_POLL=%q: want a duration from 1ms to 1m, or off (listen for notifications)", poll.Value)
 	}
@@ -122,6 +133,9 @@ func loadRelay(e *envconf.Env, get func(name, def string) envconf.Var, cfg *conf
 		e.Bad("SYNC_WAIT_REPLICAS=%q: want how many Redis replicas must hold a batch before its outbox rows go, 0 (off) to 100", waitReplicas.Value)
 	}
 }
+
+// validSlot is what a replication slot's name may be.
+var validSlot = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // redis is the Redis part of the configuration.
 func (c config) redis() redisconn.Config { return redisconn.Config{Mode: c.RedisMode, URL: c.RedisURL} }

@@ -52,7 +52,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	log.Info("starting syncer", "mode", cfg.Mode, "http_addr", cfg.HTTPAddr,
 		"database_url", redactURL(cfg.DatabaseURL), "redis_url", redactURL(cfg.RedisURL), "redis_mode", cfg.RedisMode, "stream", cfg.Stream,
-		"stream_maxlen", cfg.StreamMaxLen, "outbox_poll", offOr(cfg.OutboxPoll), "relay_linger", offOr(cfg.RelayLinger), "wait_replicas", cfg.WaitReplicas, "wait_timeout", cfg.WaitTimeout.String(), "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
+		"stream_maxlen", cfg.StreamMaxLen, "outbox_transport", cfg.OutboxTransport, "slot", cfg.Slot, "outbox_poll", offOr(cfg.OutboxPoll), "relay_linger", offOr(cfg.RelayLinger), "wait_replicas", cfg.WaitReplicas, "wait_timeout", cfg.WaitTimeout.String(), "pull", cfg.PullMode, "poll_interval", cfg.PollInterval.String(),
 		"reconcile_interval", cfg.ReconcileInterval.String(), "conference_url", redactURL(cfg.ConferenceURL),
 		"attendee_url", redactURL(cfg.AttendeeURL), "sync_token", tokenState, "pprof", cfg.Pprof, "log_level", cfg.LogLevel.String())
 
@@ -122,7 +122,8 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 	}
 	closeAll = func() { rdb.Close(); pool.Close() }
 	rcfg := relay.Config{Stream: cfg.Stream, MaxLen: cfg.StreamMaxLen, ReconcileInterval: cfg.ReconcileInterval,
-		WaitReplicas: cfg.WaitReplicas, WaitTimeout: cfg.WaitTimeout, Poll: cfg.OutboxPoll, Linger: cfg.RelayLinger}
+		WaitReplicas: cfg.WaitReplicas, WaitTimeout: cfg.WaitTimeout, Poll: cfg.OutboxPoll, Linger: cfg.RelayLinger,
+		Transport: cfg.OutboxTransport, Slot: cfg.Slot, WALConnString: cfg.DatabaseURL}
 	if cfg.Token != "" {
 		rec, err := newReconciler(log, cfg, client)
 		if err != nil {

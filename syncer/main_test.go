@@ -184,6 +184,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"too short outbox poll":   {map[string]string{"SYNC_OUTBOX_POLL": "100us"}, []string{"SYNC_OUTBOX_POLL"}},
 		"too long outbox poll":    {map[string]string{"SYNC_OUTBOX_POLL": "2m"}, []string{"SYNC_OUTBOX_POLL"}},
 		"bad linger":              {map[string]string{"SYNC_RELAY_LINGER": "a bit"}, []string{"SYNC_RELAY_LINGER"}},
+		"bad transport":           {map[string]string{"SYNC_OUTBOX_TRANSPORT": "wal"}, []string{"SYNC_OUTBOX_TRANSPORT"}},
+		"bad slot":                {map[string]string{"SYNC_SLOT": "slot-1"}, []string{"SYNC_SLOT"}},
+		"polling a slot":          {map[string]string{"SYNC_OUTBOX_TRANSPORT": "logical", "SYNC_OUTBOX_POLL": "2ms"}, []string{"SYNC_OUTBOX_POLL"}},
 		"too long linger":         {map[string]string{"SYNC_RELAY_LINGER": "5s"}, []string{"SYNC_RELAY_LINGER"}},
 		"stream with a space":     {map[string]string{"SYNC_STREAM": "a b"}, []string{"SYNC_STREAM"}},
 		"bad address":             {map[string]string{"HTTP_ADDR": "8002"}, []string{"HTTP_ADDR"}},
@@ -228,6 +231,10 @@ func TestDurations(t *testing.T) {
 		if err != nil || cfg.ReconcileInterval != want {
 			t.Errorf("SYNC_RECONCILE_INTERVAL=%q: %v, %v", in, cfg.ReconcileInterval, err)
 		}
+	}
+	logicalEnv := map[string]string{"SYNC_OUTBOX_TRANSPORT": "logical", "SYNC_SLOT": "outbox_2"}
+	if cfg, err := loadConfig(func(k string) string { return logicalEnv[k] }, false); err != nil || cfg.OutboxTransport != "logical" || cfg.Slot != "outbox_2" {
+		t.Errorf("%v: transport %s, slot %s, %v", logicalEnv, cfg.OutboxTransport, cfg.Slot, err)
 	}
 	relayEnv := map[string]string{"SYNC_OUTBOX_POLL": "2ms", "SYNC_RELAY_LINGER": "500us"}
 	if cfg, err := loadConfig(func(k string) string { return relayEnv[k] }, false); err != nil || cfg.OutboxPoll != 2*time.Millisecond || cfg.RelayLinger != 500*time.Microsecond {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"conferencego/syncer/changeevent"
@@ -46,6 +47,13 @@ type Config struct {
 	// stays in the outbox and is published again (consumers absorb the duplicates).
 	WaitReplicas int
 	WaitTimeout  time.Duration
+	// Transport is TransportTable (the default) or TransportLogical. With TransportLogical the
+	// relay reads api-conference's messages from the replication slot Slot (and the publication
+	// of the same name) over a replication connection to WALConnString, and sweeps the outbox
+	// table beside; Poll does not apply, and no LISTEN connection is needed.
+	Transport     string
+	Slot          string
+	WALConnString string
 	// LongOutage is how long publishing may fail before its recovery triggers a reconcile:
 	// well under api-conference's OUTBOX_RETENTION, after which unpublished rows are pruned.
 	LongOutage time.Duration
@@ -72,6 +80,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = time.Second
+	}
+	if c.Transport == "" {
+		c.Transport = TransportTable
+	}
+	if c.Slot == "" {
+		c.Slot = changeevent.DefaultSlot
 	}
 }
 
@@ -102,5 +116,23 @@ func (c *Config) Validate() error {
 	if c.WaitTimeout < time.Millisecond {
 		errs = append(errs, errors.New("the replica wait timeout is under 1ms"))
 	}
+	switch c.Transport {
+	case TransportTable:
+	case TransportLogical:
+		if c.Poll != 0 {
+			errs = append(errs, errors.New("the logical transport is read from a replication slot, not polled"))
+		}
+		if c.WALConnString == "" {
+			errs = append(errs, errors.New("the logical transport needs the database's connection string"))
+		}
+		if !validSlot.MatchString(c.Slot) {
+			errs = append(errs, fmt.Errorf("slot %q is not 1 to 63 lower-case letters, digits or underscores", c.Slot))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("transport %q is neither %s nor %s", c.Transport, TransportTable, TransportLogical))
+	}
 	return errors.Join(errs...)
 }
+
+// validSlot is what a replication slot's name may be.
+var validSlot = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)

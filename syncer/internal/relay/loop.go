@@ -15,6 +15,9 @@ import (
 // every Poll while the outbox is empty and needs no notification at all: the writers then
 // commit without NOTIFY's global lock. Either way a full batch is followed at once by the next.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.cfg.Transport == TransportLogical {
+		return r.runLogical(ctx)
+	}
 	if r.cfg.Poll == 0 {
 		go r.listen(ctx)
 	}
@@ -22,7 +25,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	sweep := time.NewTicker(r.cfg.Sweep)
 	defer sweep.Stop()
 	bo := backoff.New(100*time.Millisecond, 10*time.Second)
-	var failingSince time.Time
+	var down outage
 	busy := true // the first round catches up on whatever waited while nobody published
 	for {
 		n, err := r.round(ctx, busy)
@@ -30,24 +33,19 @@ func (r *Relay) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			}
+			down.failed()
 			r.m.errors.Inc()
-			r.log.Warn("publishing the outbox failed; retrying", "err", err, "failing_for", time.Since(failingSince).Round(time.Second).String())
+			r.log.Warn("publishing the outbox failed; retrying", "err", err, "failing_for", down.length().Round(time.Second).String())
 			if !bo.Wait(ctx) {
 				return nil
 			}
 			continue
 		}
-		if !failingSince.IsZero() {
-			// api-conference prunes outbox rows older than its retention; after an outage that
-			// long some events may never have been published at all.
-			if outage := time.Since(failingSince); outage >= r.cfg.LongOutage && r.cfg.Reconcile != nil {
-				r.log.Warn("publishing works again after a long outage; reconciling in case old outbox rows were pruned", "outage", outage.Round(time.Second).String())
-				r.heal.request()
-			}
-			failingSince = time.Time{}
+		// api-conference prunes outbox rows older than its retention; after an outage that long
+		// some events may never have been published at all.
+		if outage := down.recovered(); outage >= r.cfg.LongOutage && r.cfg.Reconcile != nil {
+			r.log.Warn("publishing works again after a long outage; reconciling in case old outbox rows were pruned", "outage", outage.Round(time.Second).String())
+			r.heal.request()
 		}
 		bo.Reset()
 		busy = n > 0

@@ -23,8 +23,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,9 @@ type Relay struct {
 	lastPublished streamID
 	// after makes the timers of Poll and Linger; tests replace it to hold a linger open.
 	after func(time.Duration) <-chan time.Time
+	// pubMu makes one batch at a time publish and move lastPublished: with TransportLogical the
+	// table's sweep runs beside the slot's stream.
+	pubMu sync.Mutex
 }
 
 // New returns a relay over the conference database (pool, whose search_path reaches the
@@ -65,7 +70,7 @@ func New(log *slog.Logger, pool *pgxpool.Pool, listenCfg *pgx.ConnConfig, rdb re
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if listenCfg == nil && cfg.Poll == 0 {
+	if listenCfg == nil && cfg.Poll == 0 && cfg.Transport == TransportTable {
 		return nil, errors.New("relay: a LISTEN connection's settings are needed unless the outbox is polled")
 	}
 	m := newMetrics(reg, cfg.Stream)
@@ -99,6 +104,8 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
 	r.m.claims.Inc()
 	tx := &claimTx{conn: conn}
 	defer tx.rollbackIfOpen(ctx)
@@ -112,7 +119,7 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		}
 		return 0, nil
 	}
-	b, err := r.publish(ctx, claimed)
+	b, err := r.publish(ctx, claimed, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -125,6 +132,12 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 	if err := tx.commit(ctx, commit); err != nil {
 		return 0, fmt.Errorf("commit published batch: %w", err)
 	}
+	r.done(b)
+	return len(claimed), nil
+}
+
+// done keeps what a batch published once it is on record: the newest entry, the counters.
+func (r *Relay) done(b batchOut) {
 	if b.last != nil && r.lastPublished.before(*b.last) {
 		r.lastPublished = *b.last
 	}
@@ -138,7 +151,6 @@ func (r *Relay) runOnce(ctx context.Context) (int, error) {
 		r.log.Error("outbox rows the contract refuses were dead-lettered", "count", b.dead, "stream", r.keys.DeadLetter)
 	}
 	r.log.Debug("published outbox batch", "events", b.published, "stream", r.cfg.Stream)
-	return len(claimed), nil
 }
 
 // claimTx is the transaction of one batch on its connection. Until commit succeeds the claimed
@@ -216,7 +228,10 @@ type batchOut struct {
 // publish writes the claimed rows to the stream, and those the contract refuses to the
 // dead-letter stream, in one pipeline on the primary of the stream's slot; with WaitReplicas
 // it then waits until that many replicas hold them.
-func (r *Relay) publish(ctx context.Context, claimed []changeevent.OutboxRow) (batchOut, error) {
+//
+// refused, if set, gives the reason of a row that could not be read at all (a logical message
+// that is not the contract's JSON); that row is dead-lettered with it.
+func (r *Relay) publish(ctx context.Context, claimed []changeevent.OutboxRow, refused map[int]error) (batchOut, error) {
 	// One connection, so that a WAIT after the batch counts the replicas of these writes (on a
 	// cluster client a keyless WAIT would go to any node).
 	primary, err := redisconn.Primary(ctx, r.rdb, r.keys.Stream)
@@ -230,13 +245,16 @@ func (r *Relay) publish(ctx context.Context, claimed []changeevent.OutboxRow) (b
 	}
 	var b batchOut
 	var adds []*redis.StringCmd
-	for _, o := range claimed {
+	for i, o := range claimed {
 		e, fields, err := o.Entry()
+		if refused[i] != nil {
+			err = refused[i]
+		}
 		if err != nil {
 			// A row the contract refuses would block the outbox forever if retried; park it
 			// where a person can see it, with the reason.
 			b.dead++
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DeadLetter, MaxLen: 100_000, Approx: true, Values: deadLetter(o, err)})
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.keys.DeadLetter, MaxLen: 100_000, Approx: true, Values: r.deadLetter(o, err)})
 			continue
 		}
 		if b.oldest.IsZero() || e.OccurredAt.Before(b.oldest) {
@@ -314,13 +332,16 @@ func (r *Relay) checkWait(wait *redis.Cmd, n int) error {
 }
 
 // deadLetter is the dead-letter entry of an outbox row the contract refuses: its columns as
-// they are, and why.
-func deadLetter(o changeevent.OutboxRow, reason error) []string {
-	return []string{
-		changeevent.FieldDLQReason, reason.Error(), changeevent.FieldDLQSource, "outbox",
-		changeevent.FieldDLQOutboxID, strconv.FormatInt(o.ID, 10),
+// they are, and why. A row read from a logical message names the message's position instead
+// of an outbox id (and data holds the message as it came when it could not be read).
+func (r *Relay) deadLetter(o changeevent.OutboxRow, reason error) []string {
+	source, id := "outbox", []string{changeevent.FieldDLQOutboxID, strconv.FormatInt(o.ID, 10)}
+	if r.cfg.Transport == TransportLogical {
+		source, id = "wal", []string{changeevent.FieldDLQSourceID, pglogrepl.LSN(o.ID).String()}
+	}
+	return append([]string{
+		changeevent.FieldDLQReason, reason.Error(), changeevent.FieldDLQSource, source}, append(id,
 		changeevent.FieldEventID, o.EventID, changeevent.FieldType, o.Type,
 		changeevent.FieldConferenceID, strconv.FormatInt(o.ConferenceID, 10),
-		changeevent.FieldVersion, strconv.FormatInt(o.Version, 10), changeevent.FieldData, string(o.Payload),
-	}
+		changeevent.FieldVersion, strconv.FormatInt(o.Version, 10), changeevent.FieldData, string(o.Payload))...)
 }

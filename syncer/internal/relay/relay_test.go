@@ -48,11 +48,17 @@ func randomName() string {
 // service's own migration files, and returns a pool whose search_path reaches the outbox.
 func newConferenceDB(tb testing.TB) (*pgxpool.Pool, *pgx.ConnConfig) {
 	tb.Helper()
-	ctx := context.Background()
 	admin := os.Getenv("TEST_DATABASE_URL")
 	if admin == "" {
 		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
+	return newConferenceDBAt(tb, admin)
+}
+
+// newConferenceDBAt is newConferenceDB on the server of the admin URL.
+func newConferenceDBAt(tb testing.TB, admin string) (*pgxpool.Pool, *pgx.ConnConfig) {
+	tb.Helper()
+	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
 		unavailable(tb, "Postgres is not reachable at %s (set TEST_DATABASE_URL): %v", admin, err)
