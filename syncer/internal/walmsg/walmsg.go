@@ -68,6 +68,9 @@ type Reader struct {
 	ours bool
 	// open is true between a transaction's begin and its commit.
 	open bool
+	// gathering is how many messages Read holds for a batch it has not returned yet: until it
+	// does, nothing past them may be confirmed for the caller.
+	gathering int
 }
 
 // ErrSlotInUse is the error of a slot another reader streams from: a slot has one reader at a
@@ -169,7 +172,7 @@ func (r *Reader) Read(ctx context.Context, max int, linger time.Duration) (Batch
 		deadline := r.lastStatus.Add(r.cfg.StatusInterval)
 		if len(b.Messages) > 0 {
 			if len(b.Messages) >= max {
-				r.returned = b.End
+				r.returned, r.gathering = b.End, 0
 				return b, nil
 			}
 			deadline = time.Now().Add(drainGap)
@@ -183,7 +186,7 @@ func (r *Reader) Read(ctx context.Context, max int, linger time.Duration) (Batch
 		}
 		if msg == nil { // the deadline passed
 			if len(b.Messages) > 0 {
-				r.returned = b.End
+				r.returned, r.gathering = b.End, 0
 				return b, nil
 			}
 			if err := r.idle(ctx); err != nil {
@@ -210,7 +213,7 @@ func (r *Reader) Read(ctx context.Context, max int, linger time.Duration) (Batch
 			lingerUntil = time.Now().Add(linger)
 		}
 		b.Messages = append(b.Messages, r.inTx...)
-		b.End = end
+		b.End, r.gathering = end, len(b.Messages)
 		r.inTx, r.ours = nil, false
 	}
 }
@@ -233,10 +236,17 @@ func (r *Reader) Close(ctx context.Context) error { return r.conn.Close(ctx) }
 // confirms up to what the server has decoded (its keepalives say how far), and asks for a
 // keepalive to learn the next such point.
 func (r *Reader) idle(ctx context.Context) error {
-	if r.confirmed == r.returned && !r.open {
+	r.advance()
+	return r.status(ctx, true)
+}
+
+// advance confirms, on the caller's behalf, the stream up to where it is known to hold nothing
+// more of the caller's: only once the caller confirmed all it was given, outside a transaction,
+// and while no batch is being gathered.
+func (r *Reader) advance() {
+	if r.confirmed == r.returned && !r.open && r.gathering == 0 {
 		r.confirmed = max(r.confirmed, r.skipped)
 	}
-	return r.status(ctx, true)
 }
 
 func (r *Reader) status(ctx context.Context, replyRequested bool) error {
@@ -286,6 +296,9 @@ func (r *Reader) handle(ctx context.Context, msg pgproto3.BackendMessage) (end p
 				r.skipped = ka.ServerWALEnd
 			}
 			if ka.ReplyRequested {
+				// The answer carries the skipped position too: a server shutting down asks
+				// again and again, and waits until its reader has confirmed all it sent.
+				r.advance()
 				return 0, false, r.status(ctx, false)
 			}
 		case pglogrepl.XLogDataByteID:

@@ -97,9 +97,15 @@ func reader(t *testing.T, base string) (slot, url string, conn *pgx.Conn, r *wal
 
 func open(t *testing.T, url, slot string) *walmsg.Reader {
 	t.Helper()
+	return openWith(t, url, slot, 100*time.Millisecond)
+}
+
+// openWith opens a reader that sends its position every status interval when idle.
+func openWith(t *testing.T, url, slot string, status time.Duration) *walmsg.Reader {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := walmsg.Open(ctx, walmsg.Config{ConnString: url, Slot: slot, Publication: "conferencego", Prefix: prefix, StatusInterval: 100 * time.Millisecond})
+	r, err := walmsg.Open(ctx, walmsg.Config{ConnString: url, Slot: slot, Publication: "conferencego", Prefix: prefix, StatusInterval: status})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,5 +419,50 @@ func TestRefusals(t *testing.T) {
 	}
 	if second != nil {
 		second.Close(ctx)
+	}
+}
+
+// TestFastShutdownIsNotHeldUp: a server stopping with pg_ctl -m fast waits until each logical
+// reader has confirmed everything it sent, asking again and again; a reader whose caller confirmed
+// all it was given answers with the position past what carried nothing of its own, so the server
+// stops. (Here it also stopped before that answer was added; under the e2e suite's load it did
+// not, and TestPostgresRestart/push-logical is the guard that caught it.)
+func TestFastShutdownIsNotHeldUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := pgcluster.New(ctx, "wal_level=logical")
+	if errors.Is(err, pgcluster.ErrNoPostgres) && os.Getenv("CI") == "" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove()
+	slot, url, conn := database(t, c, "shutdown")
+	// Idle status only every minute, as in production (10 s) rather than the tests' 100 ms:
+	// only the answers to the server's requests can let it stop in time.
+	r := openWith(t, url, slot, time.Minute)
+	defer r.Close(ctx)
+	emit(t, conn, prefix, "one")
+	got, end := readN(t, r, 1)
+	if !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("read %v", got)
+	}
+	if err := r.Confirm(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	reading := make(chan error, 1)
+	go func() { // as the relay does: keep reading, and so answering the server
+		_, err := r.Read(ctx, 100, 0)
+		reading <- err
+	}()
+	stopCtx, cancel := context.WithTimeout(ctx, 50*time.Second)
+	defer cancel()
+	if err := c.Stop(stopCtx, "fast"); err != nil {
+		t.Fatalf("pg_ctl stop -m fast with a reader connected: %v", err)
+	}
+	if err := <-reading; err == nil {
+		t.Error("Read returned no error from a server that stopped")
 	}
 }
