@@ -44,12 +44,13 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 	if !postgres.ValidSlot(cfg.OutboxSlot) {
 		e.Bad("OUTBOX_SLOT=%q: want a replication slot name of 1 to 63 lower-case letters, digits or underscores", cfg.OutboxSlot)
 	}
-	if n := getenv("OUTBOX_NOTIFY"); cfg.OutboxTransport == postgres.TransportLogical && n != "" && n != string(postgres.NotifyOff) {
-		// Not ignored in silence: whoever set it expects notifications the relay would never get.
-		e.Bad("OUTBOX_NOTIFY=%q: with OUTBOX_TRANSPORT=logical there is no outbox row to notify about; leave it unset or off", n)
+	if cfg.OutboxTransport == postgres.TransportLogical && cfg.OutboxNotify == postgres.NotifyCommit {
+		// Refused, not ignored: whoever set it expects a notification in every write, which the
+		// relay, reading the slot, would never wait for.
+		e.Bad("OUTBOX_NOTIFY=commit: with OUTBOX_TRANSPORT=logical there is no outbox row to notify about; use after or off (both mean none)")
 	}
 	if cfg.OutboxTransport == postgres.TransportLogical {
-		cfg.OutboxNotify = postgres.NotifyOff
+		cfg.OutboxNotify = postgres.NotifyOff // the start's log line says so
 	}
 	return envconf.Result(e, cfg)
 }

@@ -201,7 +201,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"bad notify":               {map[string]string{"OUTBOX_NOTIFY": "later"}, []string{"OUTBOX_NOTIFY"}},
 		"bad transport":            {map[string]string{"OUTBOX_TRANSPORT": "wal"}, []string{"OUTBOX_TRANSPORT"}},
 		"bad slot":                 {map[string]string{"OUTBOX_SLOT": "My-Slot"}, []string{"OUTBOX_SLOT"}},
-		"notify without an outbox": {map[string]string{"OUTBOX_TRANSPORT": "logical", "OUTBOX_NOTIFY": "after"}, []string{"OUTBOX_NOTIFY"}},
+		"notify without an outbox": {map[string]string{"OUTBOX_TRANSPORT": "logical", "OUTBOX_NOTIFY": "commit"}, []string{"OUTBOX_NOTIFY"}},
 		"several at once":          {map[string]string{"LOG_LEVEL": "loud", "HTTP_ADDR": "nope"}, []string{"LOG_LEVEL", "HTTP_ADDR"}},
 	}
 	for name, tt := range tests {
@@ -254,7 +254,7 @@ func TestDefaultsAreValid(t *testing.T) {
 		cfg.OutboxNotify != "after" || cfg.OutboxTransport != "table" || cfg.OutboxSlot != "conferencego_outbox" {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	logical := map[string]string{"OUTBOX_TRANSPORT": "logical"}
+	logical := map[string]string{"OUTBOX_TRANSPORT": "logical", "OUTBOX_NOTIFY": "after"}
 	if cfg, err := loadConfig(func(k string) string { return logical[k] }, false); err != nil || cfg.OutboxNotify != "off" {
 		t.Errorf("OUTBOX_TRANSPORT=logical: notify %s, %v; want off (no outbox row to notify about)", cfg.OutboxNotify, err)
 	}
