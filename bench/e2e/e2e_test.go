@@ -27,10 +27,11 @@ func deletesIn(mode string) strictness {
 // and then a mixed workload ends in the projection.
 func TestPropagation(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{push, pull} {
-		t.Run(mode, func(t *testing.T) {
+	for _, v := range allVariants {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t, mode, options{})
+			mode := v.mode
+			s := setupVariant(t, v, options{})
 			ctx := context.Background()
 			w := newWorkload(t, s.api, seed(t))
 			target := "1s"
@@ -146,10 +147,11 @@ func runWithFaults(t *testing.T, w *workload, n int, rate float64, rng *rand.Ran
 // restarted each time; the VO table converges.
 func TestSyncerKilled(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{push, pull} {
-		t.Run(mode, func(t *testing.T) {
+	for _, v := range allVariants {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t, mode, options{})
+			mode := v.mode
+			s := setupVariant(t, v, options{})
 			sd := seed(t)
 			w := newWorkload(t, s.api, sd)
 			rng := rand.New(rand.NewPCG(uint64(sd), 99))
@@ -258,10 +260,11 @@ func metricSum(t *testing.T, url, name string) float64 {
 // table converges.
 func TestConferenceKilled(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{push, pull} {
-		t.Run(mode, func(t *testing.T) {
+	for _, v := range allVariants {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			s := setup(t, mode, options{})
+			mode := v.mode
+			s := setupVariant(t, v, options{})
 			sd := seed(t)
 			w := newWorkload(t, s.api, sd)
 			rng := rand.New(rand.NewPCG(uint64(sd), 95))

@@ -26,9 +26,9 @@ type pgCluster struct {
 	c *pgcluster.Cluster
 }
 
-func startPGCluster(t *testing.T) *pgCluster {
+func startPGCluster(t *testing.T, settings ...string) *pgCluster {
 	t.Helper()
-	c, err := pgcluster.New(context.Background())
+	c, err := pgcluster.New(context.Background(), settings...)
 	if errors.Is(err, pgcluster.ErrNoPostgres) {
 		unavailable(t, err.Error())
 	}
@@ -76,11 +76,12 @@ func (s *system) reconnectCheck() {
 // exits) and the VO table converges.
 func TestPostgresRestart(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{push, pull} {
-		t.Run(mode, func(t *testing.T) {
+	for _, v := range allVariants {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			pg := startPGCluster(t)
-			s := setup(t, mode, options{adminURL: pg.AdminURL()})
+			mode := v.mode
+			pg := startPGCluster(t, v.settings()...)
+			s := setupVariant(t, v, options{adminURL: pg.AdminURL()})
 			w := newWorkload(t, s.api, seed(t))
 			stop := writeDuring(w, 20)
 			for _, how := range []string{"fast", "immediate"} {

@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := m.Run()
+	removeLogicalCluster()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -23,45 +23,46 @@ import (
 // was lost may be absent; one that reached api-attendee must end right (tombstoned if deleted).
 func TestPushRedisRestartedEmpty(t *testing.T) {
 	t.Parallel()
-	s := setup(t, push, options{})
-	w := newWorkload(t, s.api, seed(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(ctx, 500, 4, 60)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	for _, v := range pushVariants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			s := setupVariant(t, v, options{})
+			w := newWorkload(t, s.api, seed(t))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				w.Run(ctx, 500, 4, 60)
+			}()
+			defer func() {
+				cancel()
+				<-done
+			}()
 
-	awaitCondition(t, 30*time.Second, "200 writes", func() bool { return w.Writes() >= 200 })
-	// Freeze the consumer so that the stream holds events it has not applied when Redis dies:
-	// only the reconcile can bring those back.
-	s.attendees[0].Freeze()
-	before := s.rdb.XLen(context.Background(), s.stream).Val()
-	awaitCondition(t, 30*time.Second, "30 events relayed while api-attendee is frozen", func() bool {
-		return s.rdb.XLen(context.Background(), s.stream).Val() >= before+30
-	})
-	unread := s.rdb.XLen(context.Background(), s.stream).Val() - before
-	s.redis.Kill()
-	s.redis.Start()
-	s.attendees[0].Thaw()
-	t.Logf("redis-server restarted empty after %d writes, with at least %d events api-attendee had not read", w.Writes(), unread)
+			awaitCondition(t, 30*time.Second, "200 writes", func() bool { return w.Writes() >= 200 })
+			// Freeze the consumer so that the stream holds events it has not applied when Redis dies:
+			// only the reconcile can bring those back.
+			s.attendees[0].Freeze()
+			before := s.rdb.XLen(context.Background(), s.stream).Val()
+			awaitCondition(t, 30*time.Second, "30 events relayed while api-attendee is frozen", func() bool {
+				return s.rdb.XLen(context.Background(), s.stream).Val() >= before+30
+			})
+			unread := s.rdb.XLen(context.Background(), s.stream).Val() - before
+			s.redis.Kill()
+			s.redis.Start()
+			s.attendees[0].Thaw()
+			t.Logf("redis-server restarted empty after %d writes, with at least %d events api-attendee had not read", w.Writes(), unread)
 
-	<-done
-	requireNoWriteErrors(t, w)
-	s.AwaitProjection(w.Created(), absenceAllowed)
-	metrics := s.syncers[0].URL() + "/metrics"
-	t.Logf("the relay found Redis without its epoch marker %v times and reconciled %v times (both count the start)",
-		metricSum(t, metrics, "relay_epochs_started_total"), metricSum(t, metrics, "relay_reconciles_total"))
+			<-done
+			requireNoWriteErrors(t, w)
+			s.AwaitProjection(w.Created(), absenceAllowed)
+			metrics := s.syncers[0].URL() + "/metrics"
+			t.Logf("the relay found Redis without its epoch marker %v times and reconciled %v times (both count the start)",
+				metricSum(t, metrics, "relay_epochs_started_total"), metricSum(t, metrics, "relay_reconciles_total"))
+		})
+	}
 }
 
-// TestPushRedisDown (push): redis-server stops for ten seconds while writes go on. Every write
-// succeeds (api-conference never touches Redis), the outbox holds the events meanwhile, and
-// everything arrives after. This Redis keeps its data (append-only file), as a Redis that is
-// down rather than wiped: so nothing may be missing, not even a short-lived conference.
 func TestPushRedisDown(t *testing.T) {
 	t.Parallel()
 	s := setup(t, push, options{persistRedis: true})
@@ -168,30 +169,33 @@ func TestPushOutboxCommitOrder(t *testing.T) {
 // processes consume in the same group; nothing is lost or left stale, and both consumers work.
 func TestPushTwoRelaysTwoConsumers(t *testing.T) {
 	t.Parallel()
-	s := setup(t, push, options{})
-	s.AddSyncer()
-	s.AddAttendee()
-	w := newWorkload(t, s.api, seed(t))
-	w.Run(context.Background(), 400, 4, 80)
-	requireNoWriteErrors(t, w)
-	s.AwaitProjection(w.Created(), tombstoneRequired)
+	for _, v := range pushVariants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			s := setupVariant(t, v, options{})
+			s.AddSyncer()
+			s.AddAttendee()
+			w := newWorkload(t, s.api, seed(t))
+			w.Run(context.Background(), 400, 4, 80)
+			requireNoWriteErrors(t, w)
+			s.AwaitProjection(w.Created(), tombstoneRequired)
 
-	consumers, err := s.rdb.XInfoConsumers(context.Background(), s.stream, s.group).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("consumers of group %s: %+v", s.group, consumers)
-	for _, p := range s.attendees {
-		n := metricSum(t, p.URL()+"/metrics", "attendee_consumer_entries_read_total")
-		t.Logf("%s read %v entries", p.name, n)
-		if n == 0 {
-			t.Errorf("%s read no entries: the group's work was not shared", p.name)
-		}
+			consumers, err := s.rdb.XInfoConsumers(context.Background(), s.stream, s.group).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("consumers of group %s: %+v", s.group, consumers)
+			for _, p := range s.attendees {
+				n := metricSum(t, p.URL()+"/metrics", "attendee_consumer_entries_read_total")
+				t.Logf("%s read %v entries", p.name, n)
+				if n == 0 {
+					t.Errorf("%s read no entries: the group's work was not shared", p.name)
+				}
+			}
+		})
 	}
 }
 
-// TestPushPoisonEntry (push): entries that cannot be applied, put into the stream among the
-// relay's, end in the dead-letter stream with a reason, and everything after them is applied.
 func TestPushPoisonEntry(t *testing.T) {
 	t.Parallel()
 	s := setup(t, push, options{})

@@ -39,58 +39,67 @@ func TestPushPartialRedisLoss(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := setup(t, push, options{sentinel: tc.sentinel})
-			ctx := context.Background()
-			w := newWorkload(t, s.api, seed(t))
-			var ids []int64
-			for i := range 10 {
-				c, err := s.api.createConference(ctx, fmt.Sprintf("Kept %d", i), time.Date(2027, 6, 1+i, 9, 0, 0, 0, time.UTC), 2, 100, w.locations[0])
-				if err != nil {
+		for _, v := range pushVariants {
+			if v.logical && tc.sentinel {
+				continue // the failover is the stream's matter, the same for both transports
+			}
+			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				s := setupVariant(t, v, options{sentinel: tc.sentinel})
+				ctx := context.Background()
+				w := newWorkload(t, s.api, seed(t))
+				var ids []int64
+				for i := range 10 {
+					c, err := s.api.createConference(ctx, fmt.Sprintf("Kept %d", i), time.Date(2027, 6, 1+i, 9, 0, 0, 0, time.UTC), 2, 100, w.locations[0])
+					if err != nil {
+						t.Fatal(err)
+					}
+					w.AddCreated(c.ID)
+					ids = append(ids, c.ID)
+				}
+				s.AwaitProjection(w.Created(), tombstoneRequired)
+				// A snapshot with the epoch marker, the stream and the group as they are now.
+				if err := s.rdb.Save(ctx).Err(); err != nil {
 					t.Fatal(err)
 				}
-				w.AddCreated(c.ID)
-				ids = append(ids, c.ID)
-			}
-			s.AwaitProjection(w.Created(), tombstoneRequired)
-			// A snapshot with the epoch marker, the stream and the group as they are now.
-			if err := s.rdb.Save(ctx).Err(); err != nil {
-				t.Fatal(err)
-			}
-			s.attendees[0].Stop()
-			if tc.before != nil {
-				tc.before(t, s)
-			}
-			for _, id := range ids {
-				if _, err := s.api.updateConference(ctx, id, map[string]any{"name": fmt.Sprintf("Updated %d", id)}); err != nil {
-					t.Fatal(err)
+				s.attendees[0].Stop()
+				streamed := streamLen(t, s)
+				if tc.before != nil {
+					tc.before(t, s)
 				}
-			}
-			awaitCondition(t, convergeWithin, "the relay to publish the updates and forget their outbox rows", func() bool {
-				var n int
-				if err := s.db.QueryRow(ctx, "SELECT count(*) FROM conference.outbox").Scan(&n); err != nil {
-					t.Fatal(err)
+				for _, id := range ids {
+					if _, err := s.api.updateConference(ctx, id, map[string]any{"name": fmt.Sprintf("Updated %d", id)}); err != nil {
+						t.Fatal(err)
+					}
 				}
-				return n == 0
+				awaitCondition(t, convergeWithin, "the relay to publish the updates and forget them at the source", func() bool {
+					if v.logical {
+						return publishedAndRecorded(t, s, streamed+int64(len(ids)))
+					}
+					var n int
+					if err := s.db.QueryRow(ctx, "SELECT count(*) FROM conference.outbox").Scan(&n); err != nil {
+						t.Fatal(err)
+					}
+					return n == 0
+				})
+				if tc.sentinel {
+					// The state the test is about: the primary took the updates, the replica did not.
+					pl := s.replicated.Primary.Client(t).XLen(ctx, s.stream).Val()
+					rl := s.replicated.Replica.Client(t).XLen(ctx, s.stream).Val()
+					if pl != rl+int64(len(ids)) {
+						t.Fatalf("before the failover the primary holds %d entries and the replica %d; want the replica %d short", pl, rl, len(ids))
+					}
+				}
+				tc.lose(t, s)
+				s.attendees[0].Start()
+				s.AwaitProjection(w.Created(), tombstoneRequired)
+				metrics := s.syncers[0].URL() + "/metrics"
+				if n := metricSum(t, metrics, `relay_redis_losses_total{cause="`+tc.cause+`"`); n < 1 {
+					t.Errorf("the copy converged, but relay_redis_losses_total{cause=%q} is %v: what healed it?", tc.cause, n)
+				}
+				t.Logf("losses seen: %v; reconciles: %v", metricSum(t, metrics, "relay_redis_losses_total"), metricSum(t, metrics, "relay_reconciles_total"))
 			})
-			if tc.sentinel {
-				// The state the test is about: the primary took the updates, the replica did not.
-				pl := s.replicated.Primary.Client(t).XLen(ctx, s.stream).Val()
-				rl := s.replicated.Replica.Client(t).XLen(ctx, s.stream).Val()
-				if pl != rl+int64(len(ids)) {
-					t.Fatalf("before the failover the primary holds %d entries and the replica %d; want the replica %d short", pl, rl, len(ids))
-				}
-			}
-			tc.lose(t, s)
-			s.attendees[0].Start()
-			s.AwaitProjection(w.Created(), tombstoneRequired)
-			metrics := s.syncers[0].URL() + "/metrics"
-			if n := metricSum(t, metrics, `relay_redis_losses_total{cause="`+tc.cause+`"`); n < 1 {
-				t.Errorf("the copy converged, but relay_redis_losses_total{cause=%q} is %v: what healed it?", tc.cause, n)
-			}
-			t.Logf("losses seen: %v; reconciles: %v", metricSum(t, metrics, "relay_redis_losses_total"), metricSum(t, metrics, "relay_reconciles_total"))
-		})
+		}
 	}
 }
 
@@ -99,3 +108,29 @@ const (
 	lossBehindLabel  = "behind"
 	lossTrimmedLabel = "trimmed"
 )
+
+// streamLen is how many entries the test's stream holds.
+func streamLen(t *testing.T, s *system) int64 {
+	t.Helper()
+	n, err := s.rdb.XLen(context.Background(), s.stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// publishedAndRecorded reports whether the stream holds n entries and the source has its newest
+// on record as published: what a later look compares the stream with.
+func publishedAndRecorded(t *testing.T, s *system, n int64) bool {
+	t.Helper()
+	ctx := context.Background()
+	info, err := s.rdb.XInfoStream(ctx, s.stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms, seq int64
+	if err := s.db.QueryRow(ctx, "SELECT ms, seq FROM conference.published_position($1)", s.stream).Scan(&ms, &seq); err != nil {
+		return false // nothing on record yet
+	}
+	return info.Length >= n && info.LastGeneratedID == fmt.Sprintf("%d-%d", ms, seq)
+}

@@ -82,6 +82,9 @@ type options struct {
 	adminURL string
 	// pollInterval is the syncer's SYNC_POLL_INTERVAL in pull mode; 0 means pollInterval.
 	pollInterval time.Duration
+	// logical runs push mode on the logical-decoding transport, on the binary's wal_level=logical
+	// cluster unless adminURL names another (which must have it too).
+	logical bool
 	// conferenceEnv and syncerEnv are settings of api-conference and of every syncer, over the
 	// test's own (how push wakes the relay, for one).
 	conferenceEnv, syncerEnv map[string]string
@@ -91,9 +94,17 @@ type options struct {
 // own database, redis-server (push) and names.
 func setup(t *testing.T, mode string, opts options) *system {
 	t.Helper()
+	admin := cmp.Or(opts.adminURL, adminURL())
+	if opts.logical && opts.adminURL == "" {
+		admin = logicalAdminURL(t)
+	}
+	dbURL := newDatabaseAt(t, admin)
+	if opts.logical {
+		opts = withLogical(opts, "s_"+stack.RandomHex(8))
+	}
 	s := &system{
 		t: t, mode: mode, opts: opts,
-		dbURL:  newDatabaseAt(t, cmp.Or(opts.adminURL, adminURL())),
+		dbURL:  dbURL,
 		stream: "e2e." + stack.RandomHex(6) + ".changes",
 		group:  "e2e-" + stack.RandomHex(6),
 		token:  stack.RandomHex(16),

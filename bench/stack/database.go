@@ -53,6 +53,21 @@ func (d *Database) Drop() error {
 		return fmt.Errorf("drop database %s: %w", d.Name, err)
 	}
 	defer conn.Close(ctx)
+	// A replication slot of the database keeps it from being dropped, even by FORCE: end
+	// its reader, if one is still there, and drop it.
+	for {
+		_, err := conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, d.Name)
+		if err == nil {
+			_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, d.Name)
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("drop the replication slots of database %s: %w", d.Name, err)
+		}
+		time.Sleep(50 * time.Millisecond) // a terminated reader takes a moment to let go
+	}
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+d.Name+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop database %s: %w", d.Name, err)
 	}
