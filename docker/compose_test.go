@@ -216,6 +216,34 @@ func TestComposeSyncMode(t *testing.T) {
 	}
 }
 
+// TestComposeTransport shows that OUTBOX_TRANSPORT from the shell (or .env) picks the transport of
+// api-conference, the syncer and the Postgres init alike (a writer and a relay on different
+// transports would publish nothing), and that Postgres runs with the wal_level it needs.
+func TestComposeTransport(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"table", "logical"} {
+		project := loadCompose(t, map[string]string{"OUTBOX_TRANSPORT": transport})
+		for svc, name := range map[string]string{"api-conference": "OUTBOX_TRANSPORT", "syncer": "SYNC_OUTBOX_TRANSPORT", "postgres": "OUTBOX_TRANSPORT"} {
+			if got := project.Services[svc].Environment[name]; got == nil || *got != transport {
+				t.Errorf("OUTBOX_TRANSPORT=%s: %s gets %s %v", transport, svc, name, got)
+			}
+		}
+		slots := map[string]string{}
+		for svc, name := range map[string]string{"api-conference": "OUTBOX_SLOT", "syncer": "SYNC_SLOT", "postgres": "OUTBOX_SLOT"} {
+			if v := project.Services[svc].Environment[name]; v != nil {
+				slots[svc] = *v
+			}
+		}
+		if len(slots) != 3 || slots["syncer"] != slots["api-conference"] || slots["postgres"] != slots["api-conference"] {
+			t.Errorf("slot names %v: want one name everywhere", slots)
+		}
+	}
+	project := loadCompose(t, nil)
+	if cmd := strings.Join(project.Services["postgres"].Command, " "); !strings.Contains(cmd, "wal_level=logical") {
+		t.Errorf("postgres runs %q; want wal_level=logical, so that either transport runs without a restart", cmd)
+	}
+}
+
 // TestComposeCredentials shows that every service connects as its own user, with the password
 // the servers were given for that user, and the names the Postgres init and the ACL file use.
 func TestComposeCredentials(t *testing.T) {

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"conferencego/syncer/pgcluster"
 )
 
 // root is the repository root (the workspace root): the tests run in docker/.
@@ -97,11 +99,17 @@ func connectURL(t *testing.T, dsn string) *pgx.Conn {
 
 func connectAdmin(t *testing.T) *pgx.Conn {
 	t.Helper()
+	return connectAdminAt(t, adminURL())
+}
+
+// connectAdminAt connects to the admin database of another server.
+func connectAdminAt(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL())
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		unavailable(t, "Postgres is not reachable at %s (set TEST_DATABASE_URL): %v", redact(adminURL()), err)
+		unavailable(t, "Postgres is not reachable at %s (set TEST_DATABASE_URL): %v", redact(dsn), err)
 	}
 	return conn
 }
@@ -150,8 +158,33 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := m.Run()
+	if cluster != nil {
+		cluster.Remove()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+var (
+	clusterOnce sync.Once
+	cluster     *pgcluster.Cluster
+	clusterErr  error
+)
+
+// logicalCluster returns the admin URL of a Postgres cluster of the test binary's own with
+// wal_level=logical, as compose starts its Postgres (the shared server runs with replica).
+func logicalCluster(t *testing.T) string {
+	t.Helper()
+	clusterOnce.Do(func() {
+		cluster, clusterErr = pgcluster.New(context.Background(), "wal_level=logical")
+	})
+	if errors.Is(clusterErr, pgcluster.ErrNoPostgres) {
+		unavailable(t, "%v", clusterErr)
+	}
+	if clusterErr != nil {
+		t.Fatal(clusterErr)
+	}
+	return cluster.AdminURL()
 }
 
 // binary returns the path of the service's binary ("api-conference", …) or of

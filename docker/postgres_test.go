@@ -28,12 +28,18 @@ type stackDB struct {
 // The database and the roles are dropped when t ends.
 func newStackDB(t *testing.T) *stackDB {
 	t.Helper()
+	return newStackDBAt(t, adminURL(), nil)
+}
+
+// newStackDBAt is newStackDB on the server of admin, with env over the init script's.
+func newStackDBAt(t *testing.T, adminDSN string, env map[string]string) *stackDB {
+	t.Helper()
 	if _, err := exec.LookPath("psql"); err != nil {
 		unavailable(t, "psql is not installed: the Postgres init runs through it, as in the image")
 	}
-	admin := connectAdmin(t)
+	admin := connectAdminAt(t, adminDSN)
 	defer admin.Close(context.Background())
-	cfg, err := pgx.ParseConfig(adminURL())
+	cfg, err := pgx.ParseConfig(adminDSN)
 	if err != nil {
 		t.Fatalf("TEST_DATABASE_URL: %v", err)
 	}
@@ -48,8 +54,12 @@ func newStackDB(t *testing.T) *stackDB {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
-		admin := connectAdmin(t)
+		admin := connectAdminAt(t, adminDSN)
 		defer admin.Close(context.Background())
+		// A replication slot keeps its database from being dropped (the logical transport's).
+		if _, err := admin.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", s.name); err != nil {
+			t.Errorf("drop the replication slots of %s: %v", s.name, err)
+		}
 		if _, err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", s.name, err)
 		}
@@ -78,11 +88,14 @@ func newStackDB(t *testing.T) *stackDB {
 		"SYNCER_DB_USER=" + s.role["syncer"], "SYNCER_DB_PASSWORD=" + passwords["syncer"],
 		"CONFERENCEGO_INIT_SQL=" + filepath.Join(filepath.Dir(script), "conferencego.psql"),
 	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker/postgres/10-conferencego.sh: %v\n%s", err, out)
 	}
 	for svc, role := range s.role {
-		s.url[svc] = withUser(t, adminURL(), role, passwords[svc], s.name)
+		s.url[svc] = withUser(t, adminDSN, role, passwords[svc], s.name)
 	}
 	return s
 }

@@ -20,7 +20,7 @@ import (
 // health check passes against each service.
 func TestStack(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"push", "pull"} {
+	for _, mode := range []string{"push", "pull", "push-logical"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			testStack(t, mode)
@@ -28,9 +28,25 @@ func TestStack(t *testing.T) {
 	}
 }
 
+// testStack runs the stack as compose configures it, in mode: push, pull, or push on the
+// logical transport (OUTBOX_TRANSPORT=logical, as .env would set it), whose Postgres is a
+// cluster of the test's own with wal_level=logical, as compose starts it.
 func testStack(t *testing.T, mode string) {
-	project := loadCompose(t, map[string]string{"SYNC_MODE": mode})
-	db := newStackDB(t)
+	admin, initEnv := adminURL(), map[string]string(nil)
+	vars := map[string]string{"SYNC_MODE": mode}
+	if mode == "push-logical" {
+		mode = "push"
+		vars = map[string]string{"SYNC_MODE": mode, "OUTBOX_TRANSPORT": "logical"}
+		admin = logicalCluster(t)
+	}
+	project := loadCompose(t, vars)
+	if mode == "push" && vars["OUTBOX_TRANSPORT"] == "logical" {
+		initEnv = map[string]string{}
+		for _, k := range []string{"OUTBOX_TRANSPORT", "OUTBOX_SLOT"} {
+			initEnv[k] = *project.Services["postgres"].Environment[k]
+		}
+	}
+	db := newStackDBAt(t, admin, initEnv)
 	rdb := newStackRedis(t)
 
 	// env is compose's environment of svc with the addresses and credentials of this test.
@@ -96,7 +112,7 @@ func testStack(t *testing.T, mode string) {
 
 	if mode == "push" {
 		// The relay, as the syncer role, emptied the outbox; the syncer user set the epoch.
-		admin := connectURL(t, onDatabase(t, adminURL(), db.name))
+		admin := connectURL(t, onDatabase(t, admin, db.name))
 		waitFor(t, 10*time.Second, "the outbox is empty", func() error {
 			var n int
 			if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM conference.outbox").Scan(&n); err != nil {

@@ -15,4 +15,6 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password \
 	-v conference_password="${CONFERENCE_DB_PASSWORD:?is not set: copy .env.example to .env}" \
 	-v attendee_password="${ATTENDEE_DB_PASSWORD:?is not set: copy .env.example to .env}" \
 	-v syncer_password="${SYNCER_DB_PASSWORD:?is not set: copy .env.example to .env}" \
+	-v outbox_transport="${OUTBOX_TRANSPORT:-table}" \
+	-v outbox_slot="${OUTBOX_SLOT:-conferencego_outbox}" \
 	-f "${CONFERENCEGO_INIT_SQL:-/docker-entrypoint-initdb.d/conferencego.psql}"
