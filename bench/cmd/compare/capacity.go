@@ -25,7 +25,10 @@ type step struct {
 // the workload's writes (closed loop, the syncer stopped), and the highest rate at which push
 // keeps up (open loop, lag not growing), as a share of the first.
 func capacity(ctx context.Context, o options, out, progress io.Writer, logDir string) error {
-	m := mode{kind: "push"}
+	m, ok := firstPush(o.modes)
+	if !ok {
+		m = mode{kind: "push"}
+	}
 	s, err := startStack(ctx, o, m, logDir)
 	if err != nil {
 		return err
@@ -89,8 +92,8 @@ func capacity(ctx context.Context, o options, out, progress io.Writer, logDir st
 			best = st.achieved
 		}
 	}
-	fmt.Fprintf(out, "\nPush capacity: api-conference alone accepted **%.0f writes/s** (closed loop, %d writers, syncer stopped). "+
-		"Highest sustained push rate: **%.0f changes/s = %.0f%%** of that.\n\n", aloneRate, o.workers, best, 100*best/aloneRate)
+	fmt.Fprintf(out, "\nPush capacity (%s): api-conference alone accepted **%.0f writes/s** (closed loop, %d writers, syncer stopped). "+
+		"Highest sustained push rate: **%.0f changes/s = %.0f%%** of that.\n\n", m.name(), aloneRate, o.workers, best, 100*best/aloneRate)
 	fmt.Fprintln(out, "| offered (changes/s) | committed at the source (changes/s) | share of api-conference alone | lag p50, first third (ms) | lag p50, last third (ms) | lag p99 (ms) | caught up after the writes (ms) | push kept up |")
 	fmt.Fprintln(out, "|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, st := range steps {

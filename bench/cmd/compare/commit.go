@@ -28,6 +28,7 @@ type commitConfig struct {
 	notify       string // OUTBOX_NOTIFY: commit, after or off
 	sync         bool   // false: the syncer is stopped (the baseline)
 	poll, linger bool   // SYNC_OUTBOX_POLL, SYNC_RELAY_LINGER
+	logical      bool   // the logical-decoding transport
 }
 
 const baselineConfig = "none"
@@ -46,8 +47,10 @@ func parseCommitConfigs(s string) ([]commitConfig, error) {
 			c.notify = base
 		case "poll":
 			c.notify, c.poll = "off", true
+		case "logical":
+			c.notify, c.logical = "off", true
 		default:
-			return nil, fmt.Errorf("%q: want none, commit, after or poll, the last three optionally with +linger", part)
+			return nil, fmt.Errorf("%q: want none, commit, after, poll or logical, the last four optionally with +linger", part)
 		}
 		if linger && !c.sync {
 			return nil, fmt.Errorf("%q: without the syncer there is nothing to linger", part)
@@ -77,9 +80,12 @@ func parseWriters(s string) ([]int, error) {
 }
 
 // env is what c sets, on top of -conference-env and -syncer-env.
-func (c commitConfig) env(o options) (conference, syncer []string) {
+func (c commitConfig) env(o options, slot string) (conference, syncer []string) {
 	conference = append(slices.Clone(o.conferenceEnv), "OUTBOX_NOTIFY="+c.notify)
 	syncer = slices.Clone(o.syncerEnv)
+	if c.logical {
+		conference, syncer = withTransport(conference, syncer, slot)
+	}
 	if c.poll {
 		syncer = append(syncer, "SYNC_OUTBOX_POLL="+o.commit.poll.String())
 	}
@@ -130,7 +136,7 @@ func commitLatency(ctx context.Context, o options, out, progress io.Writer, logD
 	configs, writers := slices.Clone(o.commit.configs), slices.Clone(o.commit.writers)
 	for round := range o.commit.repeat {
 		for _, c := range configs {
-			confEnv, syncEnv := c.env(o)
+			confEnv, syncEnv := c.env(o, s.slot)
 			if err := s.reconfigure(ctx, confEnv, syncEnv, c.sync); err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}

@@ -54,7 +54,9 @@ func TestCompareSmallRun(t *testing.T) {
 	if o.mix, err = parseMix(o.mixText); err != nil {
 		t.Fatal(err)
 	}
-	if o.modes, err = parseModes("push,pull:200ms,list:200ms"); err != nil {
+	// push-logical moves the run to a cluster of its own with wal_level=logical (the shared
+	// server runs with replica), every mode with it.
+	if o.modes, err = parseModes("push,push-logical,pull:200ms,list:200ms"); err != nil {
 		t.Fatal(err)
 	}
 	o.binDir = buildBinaries(t)
@@ -66,7 +68,7 @@ func TestCompareSmallRun(t *testing.T) {
 	written := len(plan(o.seed, o.rate, o.duration, o.mix, o.initial))
 
 	table := stdout.String()
-	for _, want := range []string{"| push |", "| pull 200ms |", "lag p50", "idle requests/min"} {
+	for _, want := range []string{"| push |", "| push (logical) |", "| pull 200ms |", "lag p50", "idle requests/min"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
@@ -97,7 +99,7 @@ func TestCompareSmallRun(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range []string{"push", "pull 200ms"} {
+	for _, m := range []string{"push", "push (logical)", "pull 200ms"} {
 		// Every write is one change at the source, and every change is measured.
 		if perMode[m] != written {
 			t.Errorf("%s: %d changes measured, %d written", m, perMode[m], written)
@@ -170,7 +172,8 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseMix("create=0,update=0,delete=0"); err == nil {
 		t.Error("all-zero mix accepted")
 	}
-	if m, err := parseModes("push,pull:1s,list:250ms"); err != nil || len(m) != 3 || m[2].name() != "pull (list) 250ms" || !m[2].list {
+	if m, err := parseModes("push,pull:1s,list:250ms,push-logical"); err != nil || len(m) != 4 || m[2].name() != "pull (list) 250ms" || !m[2].list ||
+		!m[3].logical || m[3].name() != "push (logical)" {
 		t.Errorf("parseModes: %v %v", m, err)
 	}
 	if _, err := parseModes("pull"); err == nil {
@@ -204,7 +207,7 @@ func TestParseFlags(t *testing.T) {
 
 func TestCommitConfigsSetTheirVariables(t *testing.T) {
 	t.Parallel()
-	cs, err := parseCommitConfigs("none,commit,after,poll,poll+linger,after+linger")
+	cs, err := parseCommitConfigs("none,commit,after,poll,poll+linger,after+linger,logical")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +220,11 @@ func TestCommitConfigsSetTheirVariables(t *testing.T) {
 		"poll":         {"X=1 OUTBOX_NOTIFY=off", "LOG_LEVEL=debug SYNC_OUTBOX_POLL=2ms"},
 		"poll+linger":  {"X=1 OUTBOX_NOTIFY=off", "LOG_LEVEL=debug SYNC_OUTBOX_POLL=2ms SYNC_RELAY_LINGER=500µs"},
 		"after+linger": {"X=1 OUTBOX_NOTIFY=after", "LOG_LEVEL=debug SYNC_RELAY_LINGER=500µs"},
+		"logical": {"X=1 OUTBOX_NOTIFY=off OUTBOX_TRANSPORT=logical OUTBOX_SLOT=compare_slot",
+			"LOG_LEVEL=debug SYNC_OUTBOX_TRANSPORT=logical SYNC_SLOT=compare_slot"},
 	}
 	for _, c := range cs {
-		conf, sync := c.env(o)
+		conf, sync := c.env(o, "compare_slot")
 		if got := [2]string{strings.Join(conf, " "), strings.Join(sync, " ")}; got != want[c.name] {
 			t.Errorf("%s: %q, want %q", c.name, got, want[c.name])
 		}
@@ -242,7 +247,7 @@ func TestCommitSmallRun(t *testing.T) {
 	}
 	servers(t, &o)
 	var err error
-	if o.commit.configs, err = parseCommitConfigs("none,commit,poll+linger"); err != nil {
+	if o.commit.configs, err = parseCommitConfigs("none,commit,poll+linger,logical"); err != nil {
 		t.Fatal(err)
 	}
 	o.binDir = buildBinaries(t)
@@ -251,7 +256,7 @@ func TestCommitSmallRun(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, progress.String())
 	}
 	table := stdout.String()
-	for _, want := range []string{"| 1 | none |", "| 2 | commit |", "| 2 | poll+linger |", "| poll+linger |"} {
+	for _, want := range []string{"| 1 | none |", "| 2 | commit |", "| 2 | poll+linger |", "| poll+linger |", "| 2 | logical |"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

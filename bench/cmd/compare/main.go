@@ -40,12 +40,13 @@ type options struct {
 	commit                   commitOptions
 }
 
-// mode is push, or pull with a poll interval, following the change feed or (list) polling the
-// whole list the seed's way.
+// mode is push on one of its two transports, or pull with a poll interval, following the
+// change feed or (list) polling the whole list the seed's way.
 type mode struct {
 	kind     string
 	interval time.Duration
 	list     bool
+	logical  bool // push on the logical-decoding transport (OUTBOX_TRANSPORT=logical)
 }
 
 func (m mode) name() string {
@@ -54,6 +55,8 @@ func (m mode) name() string {
 		return "pull (list) " + m.interval.String()
 	case m.kind == "pull":
 		return "pull " + m.interval.String()
+	case m.logical:
+		return "push (logical)"
 	}
 	return m.kind
 }
@@ -65,6 +68,8 @@ func parseModes(s string) ([]mode, error) {
 		switch {
 		case part == "push":
 			out = append(out, mode{kind: "push"})
+		case part == "push-logical":
+			out = append(out, mode{kind: "push", logical: true})
 		case strings.HasPrefix(part, "pull:"), strings.HasPrefix(part, "list:"):
 			kind, interval, _ := strings.Cut(part, ":")
 			d, err := time.ParseDuration(interval)
@@ -73,7 +78,7 @@ func parseModes(s string) ([]mode, error) {
 			}
 			out = append(out, mode{kind: "pull", interval: d, list: kind == "list"})
 		default:
-			return nil, fmt.Errorf("%q: want push, pull:<interval> (the change feed) or list:<interval> (the whole list)", part)
+			return nil, fmt.Errorf("%q: want push, push-logical, pull:<interval> (the change feed) or list:<interval> (the whole list)", part)
 		}
 	}
 	return out, nil
@@ -88,7 +93,8 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 11*time.Second, "wait before the idle stretch: Postgres backends report table statistics up to 10 s late")
 	flag.DurationVar(&o.drain, "drain-timeout", 60*time.Second, "how long to wait for the copy to catch up after the writes")
 	flag.StringVar(&o.mixText, "mix", "create=20,update=70,delete=10", "shares of creates, updates and deletes")
-	flag.StringVar(&modes, "modes", "push,pull:1s,list:1s,pull:5s", "modes to run, in order: push, pull:<interval> (follows the change feed), list:<interval> (polls the whole list)")
+	flag.StringVar(&modes, "modes", "push,push-logical,pull:1s,list:1s,pull:5s", "modes to run, in order: push (the outbox table), push-logical (logical-decoding messages), "+
+		"pull:<interval> (follows the change feed), list:<interval> (polls the whole list); with -capacity the first push mode")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the workload (the same for every mode)")
 	flag.IntVar(&o.initial, "initial", 100, "conferences created before measuring")
 	flag.IntVar(&o.workers, "workers", 32, "concurrent writers")
@@ -103,8 +109,9 @@ func main() {
 	flag.BoolVar(&o.commit.on, "commit", false, "instead of comparing modes, measure api-conference's write latency with the sync path stopped and with each of -commit-configs, "+
 		"at each of -writers-list (closed loop, -duration each, -repeat rounds in alternating order)")
 	flag.StringVar(&writersList, "writers-list", "1,8,32", "with -commit: the numbers of concurrent closed-loop writers")
-	flag.StringVar(&configs, "commit-configs", "none,commit,after,poll,poll+linger", "with -commit: none (syncer stopped, OUTBOX_NOTIFY=off), "+
-		"commit and after (OUTBOX_NOTIFY=commit or after, LISTEN relay), poll (OUTBOX_NOTIFY=off, SYNC_OUTBOX_POLL=-poll); +linger adds SYNC_RELAY_LINGER=-linger")
+	flag.StringVar(&configs, "commit-configs", "none,commit,after,poll,poll+linger,logical", "with -commit: none (syncer stopped, OUTBOX_NOTIFY=off), "+
+		"commit and after (OUTBOX_NOTIFY=commit or after, LISTEN relay), poll (OUTBOX_NOTIFY=off, SYNC_OUTBOX_POLL=-poll), "+
+		"logical (the logical-decoding transport); +linger adds SYNC_RELAY_LINGER=-linger")
 	flag.IntVar(&o.commit.repeat, "repeat", 2, "with -commit: rounds, each in the reverse order of the last")
 	flag.DurationVar(&o.commit.poll, "poll", 2*time.Millisecond, "with -commit: SYNC_OUTBOX_POLL of the poll configurations")
 	flag.DurationVar(&o.commit.linger, "linger", 500*time.Microsecond, "with -commit: SYNC_RELAY_LINGER of the +linger configurations")
@@ -176,6 +183,11 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
+	remove, err := logicalServer(ctx, &o, progress)
+	if err != nil {
+		return err
+	}
+	defer remove()
 	if o.commit.on {
 		var report strings.Builder
 		if err := commitLatency(ctx, o, &report, progress, logDir); err != nil {

@@ -19,6 +19,7 @@ type services struct {
 	conference       *stack.Process
 	attendee, syncer *stack.Process
 	stream           string
+	slot             string // the logical transport's replication slot
 	cleanup          []func()
 
 	binDir, logDir, mode string
@@ -28,7 +29,7 @@ type services struct {
 // startStack creates the database, starts the three binaries of binDir in mode (push, or pull
 // with the given interval) and waits until each answers /healthz.
 func startStack(ctx context.Context, o options, m mode, logDir string) (*services, error) {
-	s := &services{stream: "compare." + stack.RandomHex(4) + ".changes"}
+	s := &services{stream: "compare." + stack.RandomHex(4) + ".changes", slot: "compare_" + stack.RandomHex(4)}
 	db, err := stack.CreateDatabase(ctx, o.adminURL, "compare_")
 	if err != nil {
 		return nil, fmt.Errorf("-admin-url: %w", err)
@@ -43,7 +44,11 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*service
 	s.binDir, s.logDir, s.mode = o.binDir, logDir, m.name()
 	s.common = []string{"DATABASE_URL=" + db.URL, "REDIS_URL=" + o.redisURL, "SYNC_STREAM=" + s.stream,
 		"SYNC_GROUP=attendee", "SYNC_TOKEN=" + stack.RandomHex(16), "LOG_FORMAT=json", "LOG_LEVEL=info"}
-	if s.conference, err = s.launch(ctx, stack.Conference, o.conferenceEnv...); err != nil {
+	conferenceEnv, syncerEnv := o.conferenceEnv, o.syncerEnv
+	if m.logical {
+		conferenceEnv, syncerEnv = withTransport(conferenceEnv, syncerEnv, s.slot)
+	}
+	if s.conference, err = s.launch(ctx, stack.Conference, conferenceEnv...); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func startStack(ctx context.Context, o options, m mode, logDir string) (*service
 		s.stop()
 		return nil, err
 	}
-	s.syncerEnv = s.syncerEnvFor(m, o.syncerEnv)
+	s.syncerEnv = s.syncerEnvFor(m, syncerEnv)
 	if s.syncer, err = s.launch(ctx, stack.Syncer, s.syncerEnv...); err != nil {
 		s.stop()
 		return nil, err
@@ -122,10 +127,12 @@ func (s *services) stop() {
 	}
 }
 
-// instrument records, without touching the services, every change written to the outbox and
-// every change applied to the ConferenceVO table, with their times from the one Postgres
-// clock both services share. The triggers cost each side one insert per change, equally in
-// every mode.
+// instrument records, without touching the services, every change of a conference row at the
+// source (with the version its event carries: a delete's is the next one) and every change
+// applied to the ConferenceVO table, with their times from the one Postgres clock both services
+// share. The source's trigger is on the conference table, not on the outbox, so that it sees
+// every change whatever the transport (the logical one writes no outbox row). The triggers cost
+// each side one insert per change, equally in every mode.
 func instrument(ctx context.Context, pool *pgxpool.Pool) error {
 	_, err := pool.Exec(ctx, `
 CREATE SCHEMA compare;
@@ -134,7 +141,12 @@ CREATE TABLE compare.applied (conference_id bigint, version bigint, deleted bool
 CREATE INDEX ON compare.applied (conference_id, applied_at);
 CREATE FUNCTION compare.log_source() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO compare.source VALUES (NEW.conference_id, NEW.version, NEW.type, NEW.occurred_at);
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO compare.source VALUES (OLD.id, OLD.version + 1, 'conference.deleted', clock_timestamp());
+  ELSE
+    INSERT INTO compare.source VALUES (NEW.id, NEW.version,
+      CASE TG_OP WHEN 'INSERT' THEN 'conference.created' ELSE 'conference.updated' END, clock_timestamp());
+  END IF;
   RETURN NULL;
 END $$;
 CREATE FUNCTION compare.log_applied() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -142,7 +154,7 @@ BEGIN
   INSERT INTO compare.applied VALUES (NEW.conference_id, NEW.version, NEW.deleted, NEW.applied_at);
   RETURN NULL;
 END $$;
-CREATE TRIGGER compare_source AFTER INSERT ON conference.outbox FOR EACH ROW EXECUTE FUNCTION compare.log_source();
+CREATE TRIGGER compare_source AFTER INSERT OR UPDATE OR DELETE ON conference.conferences FOR EACH ROW EXECUTE FUNCTION compare.log_source();
 CREATE TRIGGER compare_applied AFTER INSERT OR UPDATE ON attendee.conference_vos FOR EACH ROW EXECUTE FUNCTION compare.log_applied();`)
 	if err != nil {
 		return fmt.Errorf("instrument the database: %w", err)
