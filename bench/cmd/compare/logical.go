@@ -23,10 +23,6 @@ func needsLogical(o options) bool {
 	if o.commit.on {
 		return slices.ContainsFunc(o.commit.configs, func(c commitConfig) bool { return c.logical })
 	}
-	if o.capacity {
-		m, ok := firstPush(o.modes)
-		return ok && m.logical
-	}
 	return slices.ContainsFunc(o.modes, func(m mode) bool { return m.logical })
 }
 

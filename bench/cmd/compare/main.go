@@ -94,7 +94,7 @@ func main() {
 	flag.DurationVar(&o.drain, "drain-timeout", 60*time.Second, "how long to wait for the copy to catch up after the writes")
 	flag.StringVar(&o.mixText, "mix", "create=20,update=70,delete=10", "shares of creates, updates and deletes")
 	flag.StringVar(&modes, "modes", "push,push-logical,pull:1s,list:1s,pull:5s", "modes to run, in order: push (the outbox table), push-logical (logical-decoding messages), "+
-		"pull:<interval> (follows the change feed), list:<interval> (polls the whole list); with -capacity the first push mode")
+		"pull:<interval> (follows the change feed), list:<interval> (polls the whole list); -capacity measures each push mode")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the workload (the same for every mode)")
 	flag.IntVar(&o.initial, "initial", 100, "conferences created before measuring")
 	flag.IntVar(&o.workers, "workers", 32, "concurrent writers")
@@ -197,9 +197,17 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 		return os.WriteFile(filepath.Join(o.out, "commit.md"), []byte(report.String()), 0o644)
 	}
 	if o.capacity {
+		// Each push mode of -modes in turn (on the same server), each on a stack of its own.
 		var report strings.Builder
-		if err := capacity(ctx, o, &report, progress, logDir); err != nil {
-			return fmt.Errorf("capacity: %w (logs in %s)", err, logDir)
+		for _, m := range o.modes {
+			if m.kind != "push" {
+				continue
+			}
+			one := o
+			one.modes = []mode{m}
+			if err := capacity(ctx, one, &report, progress, logDir); err != nil {
+				return fmt.Errorf("capacity of %s: %w (logs in %s)", m.name(), err, logDir)
+			}
 		}
 		fmt.Fprint(stdout, report.String())
 		return os.WriteFile(filepath.Join(o.out, "capacity.md"), []byte(report.String()), 0o644)
