@@ -6,7 +6,7 @@ type metrics struct {
 	published, deadLettered, batches, errors prometheus.Counter
 	claims, polls                            prometheus.Counter
 	listenerReconnects, epochsStarted        prometheus.Counter
-	trimLosses, waitShortfalls               prometheus.Counter
+	trimLosses, waitShortfalls, slotsLost    prometheus.Counter
 	reconciles, reconcileErrors              prometheus.Counter
 	lag                                      prometheus.Histogram
 	losses                                   *prometheus.CounterVec
@@ -30,6 +30,7 @@ func newMetrics(reg prometheus.Registerer, stream string) *metrics {
 		epochsStarted:      counter("relay_epochs_started_total", "Times Redis was found without the epoch marker (new, restarted empty or flushed)."),
 		trimLosses:         counter("relay_trim_losses_total", "Times the stream's length cap was found to have trimmed entries a consumer group never read."),
 		waitShortfalls:     counter("relay_wait_shortfalls_total", "Batches kept in the outbox because fewer replicas than SYNC_WAIT_REPLICAS acknowledged them in time."),
+		slotsLost:          counter("relay_slots_lost_total", "Times the logical transport's replication slot was found invalidated by the server (max_slot_wal_keep_size) and made anew, with a reconcile."),
 		reconciles:         counter("relay_reconciles_total", "Full reconciles that succeeded."),
 		reconcileErrors:    counter("relay_reconcile_errors_total", "Full reconciles that failed and were retried."),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -61,9 +61,22 @@ func (r *Relay) runLogical(ctx context.Context) error {
 
 // streamSlot opens the slot and publishes what it reads until something fails.
 func (r *Relay) streamSlot(ctx context.Context, down *outage, bo *backoff.Backoff) error {
-	rd, err := walmsg.Open(ctx, walmsg.Config{
-		ConnString: r.cfg.WALConnString, Slot: r.cfg.Slot, Publication: r.cfg.Slot, Prefix: changeevent.MessagePrefix,
-	})
+	cfg := walmsg.Config{ConnString: r.cfg.WALConnString, Slot: r.cfg.Slot, Publication: r.cfg.Slot, Prefix: changeevent.MessagePrefix}
+	rd, err := walmsg.Open(ctx, cfg)
+	if errors.Is(err, walmsg.ErrSlotLost) {
+		// The server gave up the slot's WAL (max_slot_wal_keep_size): the events in it will never
+		// be read. Start a new slot and reconcile, which brings api-attendee level from the
+		// source's rows; readers of the stream itself miss what the lost WAL held.
+		r.m.slotsLost.Inc()
+		r.log.Error("the replication slot was invalidated, and the events it kept are gone; making a new slot and reconciling", "slot", r.cfg.Slot, "err", err)
+		if err := walmsg.Drop(ctx, cfg); err != nil {
+			return err
+		}
+		if rd, err = walmsg.Open(ctx, cfg); err != nil {
+			return err
+		}
+		r.heal.request()
+	}
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,4 +255,63 @@ func TestLogicalTransportIsValidated(t *testing.T) {
 			t.Errorf("Validate accepted %+v", cfg)
 		}
 	}
+}
+
+// A slot the server invalidated (it kept more WAL than max_slot_wal_keep_size while its relay
+// was away) is not read again and again in vain: the relay makes a new one, says so, asks for a
+// reconcile (which repairs the copy from the source's rows), and publishes what follows.
+func TestLostSlotIsMadeAnew(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := pgcluster.New(ctx, "wal_level=logical", "max_slot_wal_keep_size=1MB")
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
+		unavailable(t, "no cluster of its own: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Remove)
+	pool, listen := newConferenceDBAt(t, c.AdminURL())
+	b := bundle{pool: pool, listen: listen, rdb: newRedis(t), stream: "test.relay." + randomName()}
+	t.Cleanup(func() {
+		b.rdb.Del(context.Background(), b.stream, redisconn.Keys(b.stream).DeadLetter, EpochKey(b.stream))
+	})
+	slot := "s_" + randomName()
+	var reconciles atomic.Int64
+	cfg := Config{Reconcile: func(context.Context) error { reconciles.Add(1); return nil }}
+
+	first := b.logicalRelay(t, slot, cfg)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- first.Run(runCtx) }()
+	waitForSlot(t, b, slot)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	emitEvent(t, b.pool, 1, 1, changeevent.Created) // kept by the slot, then given up with its WAL
+	waitFor(t, "the server to invalidate the slot", func() bool {
+		var status string
+		if _, err := b.pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS wal_filler (x int); INSERT INTO wal_filler VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, "SELECT pg_switch_wal()"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, "CHECKPOINT"); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.pool.QueryRow(ctx, "SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&status)
+		return status == "lost"
+	})
+
+	second := b.logicalRelay(t, slot, cfg)
+	runRelay(t, second)
+	waitForSlot(t, b, slot)
+	emitEvent(t, b.pool, 2, 1, changeevent.Created)
+	waitFor(t, "the event after the new slot", func() bool { return slices.Contains(published(t, b), "2:1") })
+	if n := testutilCounter(second.m.slotsLost); n != 1 {
+		t.Errorf("relay_slots_lost_total = %v; want 1", n)
+	}
+	waitFor(t, "a reconcile", func() bool { return reconciles.Load() >= 1 })
 }

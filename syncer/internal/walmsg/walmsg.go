@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -76,6 +77,10 @@ type Reader struct {
 // ErrSlotInUse is the error of a slot another reader streams from: a slot has one reader at a
 // time, so a second relay waits for the first to go.
 var ErrSlotInUse = errors.New("the replication slot is in use by another reader")
+
+// ErrSlotLost is the error of a slot the server invalidated, because it kept more WAL than
+// max_slot_wal_keep_size allows: what it held is gone, and Drop lets the next Open start anew.
+var ErrSlotLost = errors.New("the replication slot was invalidated: the WAL it kept is gone")
 
 // ErrWALLevel is the error of a server that cannot decode: wal_level is not logical.
 var ErrWALLevel = errors.New("the server's wal_level is not logical")
@@ -139,6 +144,12 @@ END $$`); err != nil {
 	}); err != nil {
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" { // object_in_use
 			return fmt.Errorf("walmsg: slot %s: %w (%s)", r.cfg.Slot, ErrSlotInUse, pgErr.Message)
+		}
+		// Postgres 15 says "cannot read from logical replication slot" and, in the detail, that
+		// it was invalidated; later versions "can no longer get changes from replication slot".
+		if errors.As(err, &pgErr) && pgErr.Code == "55000" &&
+			(strings.Contains(pgErr.Detail, "invalidated") || strings.Contains(pgErr.Message, "can no longer get changes")) {
+			return fmt.Errorf("walmsg: slot %s: %w (%s %s)", r.cfg.Slot, ErrSlotLost, pgErr.Message, pgErr.Detail)
 		}
 		return fmt.Errorf("walmsg: start replication on slot %s: %w", r.cfg.Slot, err)
 	}
@@ -225,6 +236,26 @@ func (r *Reader) Confirm(ctx context.Context, end pglogrepl.LSN) error {
 		r.confirmed = end
 	}
 	return r.status(ctx, false)
+}
+
+// Drop removes the slot of cfg, which must have no reader, so that the next Open makes it anew:
+// for a slot that was lost (ErrSlotLost). What was written before the new slot exists is not
+// read by anyone.
+func Drop(ctx context.Context, cfg Config) error {
+	pc, err := pgconn.ParseConfig(cfg.ConnString)
+	if err != nil {
+		return fmt.Errorf("walmsg: %w", err)
+	}
+	pc.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, pc)
+	if err != nil {
+		return fmt.Errorf("walmsg: connect for replication: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := pglogrepl.DropReplicationSlot(ctx, conn, cfg.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+		return fmt.Errorf("walmsg: drop slot %s: %w", cfg.Slot, err)
+	}
+	return nil
 }
 
 // Close ends the connection. What was not confirmed is read again by the next reader.
