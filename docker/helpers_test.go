@@ -154,33 +154,23 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := m.Run()
-	if cluster != nil {
-		cluster.Remove()
-	}
+	pgcluster.RemoveShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-var (
-	clusterOnce sync.Once
-	cluster     *pgcluster.Cluster
-	clusterErr  error
-)
 
 // logicalCluster returns the admin URL of a Postgres cluster of the test binary's own with
 // wal_level=logical, as compose starts its Postgres (the shared server runs with replica).
 func logicalCluster(t *testing.T) string {
 	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = pgcluster.New(context.Background(), "wal_level=logical")
-	})
-	if errors.Is(clusterErr, pgcluster.ErrNoPostgres) {
-		unavailable(t, "%v", clusterErr)
+	c, err := pgcluster.Shared("wal_level=logical")
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
+		unavailable(t, "%v", err)
 	}
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cluster.AdminURL()
+	return c.AdminURL()
 }
 
 // binary returns the path of the service's binary ("api-conference", …) or of

@@ -1,48 +1,35 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"maps"
-	"sync"
 	"testing"
 
 	"conferencego/syncer/pgcluster"
 )
 
 // The logical-decoding transport (OUTBOX_TRANSPORT=logical, SYNC_OUTBOX_TRANSPORT=logical) runs
-// the invariant tests on a server with wal_level=logical: one cluster for the test binary, since
-// the shared server runs with replica, each test with a database and a slot of its own.
-var (
-	logicalOnce    sync.Once
-	logicalCluster *pgcluster.Cluster
-	logicalErr     error
-)
-
+// the invariant tests on a server with wal_level=logical: one cluster for the test binary
+// (pgcluster.Shared), since the shared server runs with replica, each test with a database and a
+// slot of its own.
 // logicalAdminURL is the admin URL of the binary's wal_level=logical cluster, made on first use.
 func logicalAdminURL(t *testing.T) string {
 	t.Helper()
-	logicalOnce.Do(func() {
-		logicalCluster, logicalErr = pgcluster.New(context.Background(), logicalSettings...)
-	})
-	if errors.Is(logicalErr, pgcluster.ErrNoPostgres) {
-		unavailable(t, logicalErr.Error())
+	c, err := pgcluster.Shared(logicalSettings...)
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
+		unavailable(t, err.Error())
 	}
-	if logicalErr != nil {
-		t.Fatal(logicalErr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return logicalCluster.AdminURL()
+	return c.AdminURL()
 }
 
 // logicalSettings are the server settings of the logical transport: enough senders and slots for
 // every test of the binary running at once.
 var logicalSettings = []string{"wal_level=logical", "max_wal_senders=64", "max_replication_slots=64", "max_connections=400"}
 
-func removeLogicalCluster() {
-	if logicalCluster != nil {
-		logicalCluster.Remove()
-	}
-}
+func removeLogicalCluster() { pgcluster.RemoveShared() }
 
 // withLogical returns opts set for the logical transport, on slot: both sides name it, and
 // api-conference makes it at start (the test's role may).

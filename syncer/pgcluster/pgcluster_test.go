@@ -48,3 +48,28 @@ func TestClusterRestarts(t *testing.T) {
 		exec("SELECT 1/count(*) FROM kept") // divides by zero if the row is gone
 	}
 }
+
+// Shared makes one cluster per set of settings and hands the same one out again.
+func TestShared(t *testing.T) {
+	a, err := Shared("wal_level=logical")
+	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") == "" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer RemoveShared()
+	b, err := Shared("wal_level=logical")
+	if err != nil || b != a {
+		t.Fatalf("a second Shared with the same settings: %p, %v; want the first, %p", b, err, a)
+	}
+	conn, err := pgx.Connect(context.Background(), a.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var level string
+	if err := conn.QueryRow(context.Background(), "SHOW wal_level").Scan(&level); err != nil || level != "logical" {
+		t.Errorf("wal_level %q, %v", level, err)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,18 +19,10 @@ import (
 	"conferencego/syncer/redisconn"
 )
 
-var (
-	clusterOnce sync.Once
-	cluster     *pgcluster.Cluster
-	clusterErr  error
-)
-
 // TestMain removes the wal_level=logical cluster the logical transport's tests share.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cluster != nil {
-		cluster.Remove()
-	}
+	pgcluster.RemoveShared()
 	os.Exit(code)
 }
 
@@ -39,14 +30,12 @@ func TestMain(m *testing.M) {
 // server runs with replica): a conference database of the test's own, and a slot named for it.
 func logicalSetup(t *testing.T) (bundle, string) {
 	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = pgcluster.New(context.Background(), "wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
-	})
-	if errors.Is(clusterErr, pgcluster.ErrNoPostgres) {
-		unavailable(t, "no cluster with wal_level=logical: %v", clusterErr)
+	cluster, err := pgcluster.Shared("wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
+		unavailable(t, "no cluster with wal_level=logical: %v", err)
 	}
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	pool, listen := newConferenceDBAt(t, cluster.AdminURL())
 	rdb := newRedis(t)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,33 +19,23 @@ import (
 
 const prefix = "conferencego.test"
 
-var (
-	clusterOnce sync.Once
-	cluster     *pgcluster.Cluster
-	clusterErr  error
-)
-
 // logicalCluster is one cluster with wal_level=logical for the package's tests (each test has
 // a database of its own on it); the shared server runs with replica.
 func logicalCluster(t *testing.T) *pgcluster.Cluster {
 	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = pgcluster.New(context.Background(), "wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
-	})
-	if errors.Is(clusterErr, pgcluster.ErrNoPostgres) && os.Getenv("CI") == "" {
-		t.Skip(clusterErr)
+	c, err := pgcluster.Shared("wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
+	if errors.Is(err, pgcluster.ErrNoPostgres) && os.Getenv("CI") == "" {
+		t.Skip(err)
 	}
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cluster
+	return c
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cluster != nil {
-		cluster.Remove()
-	}
+	pgcluster.RemoveShared()
 	os.Exit(code)
 }
 

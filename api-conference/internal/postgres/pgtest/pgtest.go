@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,26 +63,19 @@ func MustCreateConference(tb testing.TB, store *postgres.Store, locationID int64
 	return c
 }
 
-var (
-	clusterOnce sync.Once
-	cluster     *pgcluster.Cluster
-	clusterErr  error
-	serial      atomic.Int64
-)
+var serial atomic.Int64
 
 // LogicalSchema is NewSchema in a database of tb's own on a cluster with wal_level=logical, one
 // per test binary (the shared server runs with replica), and returns the database's name too.
 // The binary's TestMain calls RemoveCluster.
 func LogicalSchema(tb testing.TB) (*bun.DB, string) {
 	tb.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = pgcluster.New(context.Background(), "wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
-	})
-	if errors.Is(clusterErr, pgcluster.ErrNoPostgres) && os.Getenv("CI") == "" {
-		tb.Skip(clusterErr)
+	cluster, err := pgcluster.Shared("wal_level=logical", "max_wal_senders=20", "max_replication_slots=20")
+	if errors.Is(err, pgcluster.ErrNoPostgres) && os.Getenv("CI") == "" {
+		tb.Skip(err)
 	}
-	if clusterErr != nil {
-		tb.Fatal(clusterErr)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, cluster.AdminURL())
@@ -112,8 +104,4 @@ func LogicalSchema(tb testing.TB) (*bun.DB, string) {
 }
 
 // RemoveCluster stops and removes LogicalSchema's cluster, if one was made.
-func RemoveCluster() {
-	if cluster != nil {
-		cluster.Remove()
-	}
-}
+func RemoveCluster() { pgcluster.RemoveShared() }
