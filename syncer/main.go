@@ -149,7 +149,11 @@ func buildPush(ctx context.Context, log *slog.Logger, cfg config, client *http.C
 		closeAll()
 		return nil, nil, nil, fmt.Errorf("relay: %w", err)
 	}
-	reg.MustRegister(newStreamCollector(rdb, pool, cfg.Stream))
+	slot := ""
+	if cfg.OutboxTransport == relay.TransportLogical {
+		slot = cfg.Slot
+	}
+	reg.MustRegister(newStreamCollector(rdb, pool, cfg.Stream, slot))
 	ready = func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)

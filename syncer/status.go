@@ -21,7 +21,7 @@ var statusMetrics = []string{
 	"relay_events_published_total", "relay_publish_lag_seconds", "relay_errors_total",
 	"relay_events_dead_lettered_total", "relay_reconciles_total",
 	"relay_stream_length", "relay_stream_pending", "relay_stream_group_lag",
-	"relay_dead_letters", "relay_outbox_backlog",
+	"relay_dead_letters", "relay_outbox_backlog", "relay_slot_wal_bytes",
 	"poller_source_requests_total", "poller_not_modified_total", "poller_changes_handed_over_total",
 	"poller_errors_total", "poller_reconciles_total",
 	"sync_source_mismatch",
@@ -55,15 +55,20 @@ type streamCollector struct {
 	rdb  redis.UniversalClient
 	pool *pgxpool.Pool
 	keys redisconn.StreamKeys
+	slot string // the logical transport's replication slot; empty on the table transport
 
-	length, pending, groupLag, deadLetters, backlog *prometheus.Desc
+	length, pending, groupLag, deadLetters, backlog, slotWAL *prometheus.Desc
 }
 
-func newStreamCollector(rdb redis.UniversalClient, pool *pgxpool.Pool, stream string) *streamCollector {
+// newStreamCollector reads the push path of stream; with slot (the logical transport) also how
+// much WAL that slot keeps.
+func newStreamCollector(rdb redis.UniversalClient, pool *pgxpool.Pool, stream, slot string) *streamCollector {
 	labels := prometheus.Labels{"stream": stream}
 	desc := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, labels) }
 	return &streamCollector{
-		rdb: rdb, pool: pool, keys: redisconn.Keys(stream),
+		rdb: rdb, pool: pool, keys: redisconn.Keys(stream), slot: slot,
+		slotWAL: desc("relay_slot_wal_bytes", "Bytes of WAL the logical transport's replication slot keeps, from its restart position to the server's current one: "+
+			"it grows while the relay is away, and the server gives the slot up past max_slot_wal_keep_size."),
 		length:      desc("relay_stream_length", "Entries in the stream now (XINFO STREAM)."),
 		pending:     desc("relay_stream_pending", "Entries delivered to a consumer group and not yet acknowledged, over all groups."),
 		groupLag:    desc("relay_stream_group_lag", "Entries of the stream not yet delivered to a consumer group, over all groups."),
@@ -73,7 +78,7 @@ func newStreamCollector(rdb redis.UniversalClient, pool *pgxpool.Pool, stream st
 }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.length, c.pending, c.groupLag, c.deadLetters, c.backlog} {
+	for _, d := range []*prometheus.Desc{c.length, c.pending, c.groupLag, c.deadLetters, c.backlog, c.slotWAL} {
 		ch <- d
 	}
 }
@@ -101,6 +106,12 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	var backlog int64
 	err = c.pool.QueryRow(pctx, "SELECT outbox_backlog($1)", outboxBacklogCap).Scan(&backlog)
 	gauge(c.backlog, float64(backlog), err)
+	if c.slot != "" {
+		var kept float64
+		err = c.pool.QueryRow(pctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::float8 FROM pg_replication_slots
+            WHERE slot_name = $1 AND restart_lsn IS NOT NULL`, c.slot).Scan(&kept)
+		gauge(c.slotWAL, kept, err)
+	}
 }
 
 // streamLength is a stream's length; a stream nobody wrote to yet is empty. It asks XINFO

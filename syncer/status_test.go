@@ -61,7 +61,7 @@ func collectorFixture(t *testing.T) (*streamCollector, string) {
 	if _, err := pool.Exec(ctx, "CREATE FUNCTION outbox_backlog(cap integer) RETURNS bigint LANGUAGE sql AS 'SELECT 4::bigint'"); err != nil {
 		t.Fatal(err)
 	}
-	return newStreamCollector(rdb, pool, stream), stream
+	return newStreamCollector(rdb, pool, stream, ""), stream
 }
 
 func TestStreamCollectorReadsThePushPath(t *testing.T) {
@@ -82,6 +82,44 @@ func TestStreamCollectorReadsThePushPath(t *testing.T) {
 		if !ok || f.Type != "gauge" || f.Value == nil || *f.Value != v {
 			t.Errorf("%s = %+v, want gauge %v", name, f, v)
 		}
+	}
+}
+
+// With the logical transport the collector says how much WAL the slot keeps (here a physical
+// slot stands in, since the shared server cannot decode: the figure is the same for both).
+func TestStreamCollectorReadsTheSlot(t *testing.T) {
+	t.Parallel()
+	c, _ := collectorFixture(t)
+	ctx := context.Background()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	c.slot = "test_status_" + hex.EncodeToString(b)
+	if _, err := c.pool.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, true)", c.slot); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = c.pool.Exec(context.Background(), "SELECT pg_drop_replication_slot($1)", c.slot) })
+	if _, err := c.pool.Exec(ctx, "CREATE TABLE filler AS SELECT g FROM generate_series(1, 10000) AS g"); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	st, err := httpedge.ReadStatus(httpedge.StatusConfig{Gatherer: reg, Metrics: statusMetrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := st.Metrics["relay_slot_wal_bytes"]; f.Type != "gauge" || f.Value == nil || *f.Value < 100_000 {
+		t.Errorf("relay_slot_wal_bytes = %+v after 10,000 rows written; want the WAL since the slot was made", f)
+	}
+	// On the table transport there is no slot, and no such figure.
+	noSlot := *c
+	noSlot.slot = ""
+	reg = prometheus.NewRegistry()
+	reg.MustRegister(&noSlot)
+	if st, err = httpedge.ReadStatus(httpedge.StatusConfig{Gatherer: reg, Metrics: statusMetrics}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Metrics["relay_slot_wal_bytes"]; ok {
+		t.Error("a collector without a slot reported relay_slot_wal_bytes")
 	}
 }
 
