@@ -20,6 +20,9 @@ const (
 	TransportLogical = "logical"
 )
 
+// standbyRetry is how often a relay standing by tries the slot another relay reads.
+const standbyRetry = time.Second
+
 // recordPublishedSQL records the newest entry published, as the table transport does in the
 // transaction that deletes the rows: its own transaction here, before the slot is confirmed, so
 // that the record is never behind what the slot forgot. Its commit need not wait for the disk:
@@ -42,11 +45,19 @@ func (r *Relay) runLogical(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, walmsg.ErrSlotInUse):
-			// Another relay reads the slot: this one stands by until it goes.
+			// Another relay reads the slot: this one stands by until it goes, looking every
+			// standbyRetry, so that it takes over within that (not after a backoff grown long).
 			if !standby {
 				r.log.Info("another relay reads the replication slot; standing by", "slot", r.cfg.Slot)
 				standby = true
 			}
+			bo.Reset()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(standbyRetry):
+			}
+			continue
 		default:
 			standby = false
 			down.failed()
