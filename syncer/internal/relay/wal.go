@@ -115,6 +115,9 @@ func (r *Relay) publishMessages(ctx context.Context, rd *walmsg.Reader, b walmsg
 	var refused map[int]error
 	for i, m := range b.Messages {
 		o, err := changeevent.MessageRow(m.Content, int64(m.LSN))
+		if m.Refused != nil {
+			err = fmt.Errorf("%w: %w", changeevent.ErrMalformed, m.Refused)
+		}
 		if err != nil {
 			if refused == nil {
 				refused = map[int]error{}

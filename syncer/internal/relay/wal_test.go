@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,8 +132,9 @@ func walPosition(t *testing.T, pool *pgxpool.Pool) string {
 }
 
 // The logical transport publishes committed messages in commit order, never a rolled-back
-// one, dead-letters one that is not the contract's (with its position and content), records the
-// newest entry as the table transport does, and confirms the slot past what it published.
+// one; it dead-letters one that is not the contract's (with its position and content) and one
+// written outside a transaction, records the newest entry as the table transport does, and
+// confirms the slot past what it published.
 func TestLogicalPublishesCommittedMessages(t *testing.T) {
 	t.Parallel()
 	b, slot := logicalSetup(t)
@@ -144,6 +146,10 @@ func TestLogicalPublishesCommittedMessages(t *testing.T) {
 	emitRaw(t, b.pool, false, eventContent(t, 9, 1, changeevent.Created))
 	emitEvent(t, b.pool, 1, 2, changeevent.Updated)
 	emitRaw(t, b.pool, true, `{"event_id": "x", "type": "conference.created", "conference_id": `) // cut short
+	if _, err := b.pool.Exec(context.Background(), "SELECT pg_logical_emit_message(false, $1, $2::text)",
+		changeevent.MessagePrefix, eventContent(t, 8, 1, changeevent.Created)); err != nil { // outside a transaction
+		t.Fatal(err)
+	}
 	emitEvent(t, b.pool, 2, 1, changeevent.Created)
 	before := walPosition(t, b.pool)
 	emitEvent(t, b.pool, 1, 3, changeevent.Deleted)
@@ -154,8 +160,11 @@ func TestLogicalPublishesCommittedMessages(t *testing.T) {
 	}
 	ctx := context.Background()
 	dlq, err := b.rdb.XRange(ctx, redisconn.Keys(b.stream).DeadLetter, "-", "+").Result()
-	if err != nil || len(dlq) != 1 {
-		t.Fatalf("dead-letter stream: %v, %v; want the one cut-short message", dlq, err)
+	if err != nil || len(dlq) != 2 {
+		t.Fatalf("dead-letter stream: %v, %v; want the cut-short message and the one written outside a transaction", dlq, err)
+	}
+	if reason, _ := dlq[1].Values[changeevent.FieldDLQReason].(string); !strings.Contains(reason, "outside a transaction") {
+		t.Errorf("second dead letter's reason %q: want it to say the message was written outside a transaction", reason)
 	}
 	if v := dlq[0].Values; v[changeevent.FieldDLQSource] != "wal" || v[changeevent.FieldDLQSourceID] == "" || v[changeevent.FieldDLQReason] == "" ||
 		v[changeevent.FieldData] != `{"event_id": "x", "type": "conference.created", "conference_id": ` {

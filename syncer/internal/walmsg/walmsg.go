@@ -45,7 +45,15 @@ type Config struct {
 type Message struct {
 	LSN     pglogrepl.LSN
 	Content []byte
+	// Refused, if set, says why the message must not be taken as an event: it was written
+	// outside any transaction (pg_logical_emit_message(false, …)), so it is in the log even
+	// if its writer rolled back. It is handed out all the same, so that the caller can put it
+	// aside and go on, rather than read it again and again.
+	Refused error
 }
+
+// ErrNonTransactional is the Refused of a message written outside a transaction.
+var ErrNonTransactional = errors.New("the message was written outside a transaction, and would stand even if its writer rolled back")
 
 // Batch is the messages of one or more committed transactions, in commit order, and the end
 // of the last of them: what to Confirm once the messages are safe.
@@ -355,9 +363,17 @@ func (r *Reader) decode(data []byte) (pglogrepl.LSN, bool, error) {
 		if m.Prefix == r.cfg.Prefix {
 			// Transactional messages come inside their transaction, at its commit; a
 			// non-transactional one (pg_logical_emit_message(false, …)) is on its own and
-			// would be read even if its writer rolled back, so it is refused.
+			// would be read even if its writer rolled back, so it is handed out refused.
 			if !m.Transactional {
-				return 0, false, fmt.Errorf("walmsg: a non-transactional message with prefix %q at %s", m.Prefix, m.LSN)
+				refused := Message{LSN: m.LSN, Content: append([]byte(nil), m.Content...), Refused: ErrNonTransactional}
+				if r.open { // sent amid a transaction: handed out with it
+					r.inTx, r.ours = append(r.inTx, refused), true
+					return 0, false, nil
+				}
+				// Decoded on its own, outside the transactions, which come whole at their
+				// commits: a unit of its own, ending at its position.
+				r.inTx, r.ours = []Message{refused}, true
+				return m.LSN, true, nil
 			}
 			r.inTx = append(r.inTx, Message{LSN: m.LSN, Content: append([]byte(nil), m.Content...)})
 			r.ours = true

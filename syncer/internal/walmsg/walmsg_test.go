@@ -380,18 +380,30 @@ func contents(b walmsg.Batch) []string {
 	return out
 }
 
-// TestRefusals: a server that cannot decode is named; so is a message written outside its
-// transaction, which would be read even if the writer rolled back, and a slot already read.
+// TestRefusals: a message written outside a transaction, which would stand even if its writer
+// rolled back, is handed out refused; bad settings are refused, and so is a slot already read.
 func TestRefusals(t *testing.T) {
 	slot, url, conn, r := reader(t, "refuse")
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(false, $1, 'outside')", prefix); err != nil {
 		t.Fatal(err)
 	}
+	emit(t, conn, prefix, "after")
+	// The message written outside a transaction is handed out refused, not as an event and not
+	// as an error that would stop the reader at it forever; what follows comes after it.
+	var got []walmsg.Message
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := r.Read(rctx, 100, 0); err == nil {
-		t.Error("a non-transactional message of the prefix was read without an error")
+	for len(got) < 2 {
+		b, err := r.Read(rctx, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b.Messages...)
+	}
+	if len(got) != 2 || string(got[0].Content) != "outside" || !errors.Is(got[0].Refused, walmsg.ErrNonTransactional) ||
+		string(got[1].Content) != "after" || got[1].Refused != nil {
+		t.Errorf("read %+v; want the outside message refused, then the next one", got)
 	}
 	for _, cfg := range []walmsg.Config{
 		{ConnString: url, Slot: "Bad-Name", Publication: "p", Prefix: prefix},
