@@ -12,8 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestChaos runs the chaos program's core for CHAOS_DURATION in all (default 60s: 30 s per
-// mode, enough for about ten faults each, which is what CI can afford; task chaos runs 10m)
+// TestChaos runs the chaos program's core for CHAOS_DURATION in all (default 60s: 20 s for each
+// of push, push-logical and pull, a handful of faults each, which is what CI can afford; task
+// chaos runs 10m)
 // and fails unless every check held. CHAOS_SEED replays a run. The report goes to the test's
 // temporary directory, and is logged.
 func TestChaos(t *testing.T) {

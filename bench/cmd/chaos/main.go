@@ -1,6 +1,6 @@
 // Command chaos runs the whole system under random faults and checks that nothing is lost:
-// open-loop writes through api-conference's API for DURATION (default 10m; half in push mode,
-// then half in pull mode), while a seeded scheduler injects one fault after another from the
+// open-loop writes through api-conference's API for DURATION (default 10m, shared equally by
+// push on the outbox table, push on the logical-decoding transport and pull, in turn), while a seeded scheduler injects one fault after another from the
 // catalogue (faults.go: kill -9 of each process, Redis restarted empty, with its append-only
 // file or from an older snapshot, Postgres connections terminated, and network faults through
 // an embedded toxiproxy: latency, a blackhole, a cut pipeline, reset connections, a slow and a
@@ -14,16 +14,19 @@
 //	go tool task chaos DURATION=10m
 //
 // Environment: DURATION, SEED (default: the clock), RATE (writes/s, default 20), OUT, SKIP
-// (fault kinds to leave out, comma-separated, as the report names them),
+// (fault kinds to leave out, comma-separated, as the report names them), MODES (push,
+// push-logical, pull: which to run, comma-separated; push-logical needs OWN_POSTGRES),
 // OWN_POSTGRES (default on: each mode runs on a Postgres cluster of its own, made with initdb,
-// which the "postgres restarted" fault stops and starts; off: TEST_DATABASE_URL's server, a
-// server where it may create databases, default the local one, and no restarts).
+// which the "postgres restarted" fault stops and starts, with wal_level=logical for push-logical;
+// off: TEST_DATABASE_URL's server, a server where it may create databases, default the local
+// one, no restarts, and no push-logical).
 // It needs redis-server on the PATH. It exits 1 when the check fails.
 package main
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -95,6 +98,14 @@ func configFromEnv() (config, error) {
 	if v := os.Getenv("SKIP"); v != "" {
 		cfg.Skip = strings.Split(v, ",")
 	}
+	if v := os.Getenv("MODES"); v != "" {
+		for _, m := range strings.Split(v, ",") {
+			if m != "push" && m != "push-logical" && m != "pull" {
+				return cfg, fmt.Errorf("MODES=%q: want a comma-separated list of push, push-logical and pull", v)
+			}
+			cfg.Modes = append(cfg.Modes, m)
+		}
+	}
 	cfg.Out = os.Getenv("OUT")
 	if cfg.Out == "" {
 		root, err := stack.WorkspaceRoot()
@@ -123,9 +134,19 @@ func chaos(ctx context.Context, cfg config, w *os.File) (bool, error) {
 	// go-redis logs every failed dial of the check's own client while Redis is down on purpose.
 	redis.SetLogger(redisLog{cfg.Log})
 	cfg.Log.Info("chaos run", "duration", cfg.Duration.String(), "seed", cfg.Seed, "rate", cfg.Rate, "out", cfg.Out)
+	modes := cfg.Modes
+	if len(modes) == 0 {
+		modes = []string{"push", "pull"}
+		if cfg.OwnPostgres {
+			modes = []string{"push", "push-logical", "pull"}
+		}
+	}
 	var results []*result
-	for i, mode := range []string{"push", "pull"} {
-		res, err := runMode(ctx, cfg, mode, cfg.Duration/2, cfg.Seed+int64(i))
+	for i, mode := range modes {
+		if mode == "push-logical" && !cfg.OwnPostgres {
+			return false, errors.New("push-logical needs a cluster of its own with wal_level=logical: leave OWN_POSTGRES on")
+		}
+		res, err := runMode(ctx, cfg, mode, cfg.Duration/time.Duration(len(modes)), cfg.Seed+int64(i))
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", mode, err)
 		}

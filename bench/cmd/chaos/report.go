@@ -34,10 +34,10 @@ func report(cfg config, results []*result) string {
 			fmt.Fprintf(&b, " (%s)", r.FirstDiff)
 		}
 		fmt.Fprintf(&b, "\n- VO versions that went backwards between samples: %d\n", r.Backwards)
-		if r.Mode == "push" {
+		if strings.HasPrefix(r.Mode, "push") {
 			fmt.Fprintf(&b, "- stream at the end: %d events, %d duplicates (allowed: the apply is idempotent)\n", r.StreamLen, r.Duplicates)
 		}
-		if r.Mode == "push" {
+		if strings.HasPrefix(r.Mode, "push") {
 			fmt.Fprintf(&b, "- peak outbox %d rows, peak stream %d entries\n", r.PeakOutbox, r.PeakStream)
 		}
 		b.WriteString("\n")

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +22,12 @@ import (
 	"conferencego/syncer/pgcluster"
 )
 
-// config is one chaos run: both modes, DURATION in all (half each).
+// config is one chaos run: every mode of Modes, DURATION in all (an equal share each).
 type config struct {
+	// Modes are push (the outbox table), push-logical (logical-decoding messages, on a cluster
+	// with wal_level=logical, so only with OwnPostgres) and pull; empty means all three, or the
+	// first and last without OwnPostgres.
+	Modes    []string
 	Duration time.Duration
 	Seed     int64
 	Rate     float64 // writes per second, open loop
@@ -74,7 +79,11 @@ type result struct {
 // run is one mode's chaos: the stack, open-loop writes for d, faults, then heal and check.
 type run struct {
 	cfg  config
-	mode string
+	mode string // push or pull
+	// name is the mode as the report names it (push, push-logical, pull); logical runs push on
+	// the logical-decoding transport.
+	name    string
+	logical bool
 	rng  *rand.Rand // the scheduler's: which fault, how long
 	wrng *rand.Rand // the writer's own, so that the two never share one
 	log  *slog.Logger
@@ -113,15 +122,16 @@ func (r *run) cleanup() {
 }
 
 // runMode runs one mode for d.
-func runMode(ctx context.Context, cfg config, mode string, d time.Duration, seed int64) (*result, error) {
-	r := &run{cfg: cfg, mode: mode, rng: rand.New(rand.NewPCG(uint64(seed), 14)), wrng: rand.New(rand.NewPCG(uint64(seed), 15)), log: cfg.Log.With("mode", mode),
+func runMode(ctx context.Context, cfg config, name string, d time.Duration, seed int64) (*result, error) {
+	mode, logical := strings.CutSuffix(name, "-logical")
+	r := &run{cfg: cfg, mode: mode, name: name, logical: logical, rng: rand.New(rand.NewPCG(uint64(seed), 14)), wrng: rand.New(rand.NewPCG(uint64(seed), 15)), log: cfg.Log.With("mode", name),
 		services: map[string]*svc{}, api: &http.Client{Timeout: 10 * time.Second}, maxVer: map[int64]int64{},
 		stream: "chaos." + stack.RandomHex(4) + ".changes"}
 	defer r.cleanup()
 	if err := r.setup(ctx); err != nil {
 		return nil, err
 	}
-	res := &result{Mode: mode}
+	res := &result{Mode: name}
 	res.Procs = r.procStats(nil)
 	r.start = time.Now()
 

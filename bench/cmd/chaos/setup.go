@@ -74,7 +74,11 @@ func (r *run) setup(ctx context.Context) error {
 func (r *run) setupStores(ctx context.Context) (redisURL string, err error) {
 	admin := r.cfg.AdminURL
 	if r.cfg.OwnPostgres {
-		c, err := pgcluster.New(ctx)
+		var settings []string
+		if r.logical {
+			settings = []string{"wal_level=logical"}
+		}
+		c, err := pgcluster.New(ctx, settings...)
 		if err != nil {
 			return "", err
 		}
@@ -122,7 +126,7 @@ func (r *run) startServices(ctx context.Context, redisURL string) error {
 			return nil, err
 		}
 		s := &svc{spec: stack.Spec{Name: name, Bin: filepath.Join(r.cfg.BinDir, name), Addr: addr,
-			Env: append(append([]string(nil), common...), env...), Log: filepath.Join(logDir, r.mode+"-"+name+".log")}}
+			Env: append(append([]string(nil), common...), env...), Log: filepath.Join(logDir, r.name+"-"+name+".log")}}
 		if err := s.start(ctx); err != nil {
 			return nil, err
 		}
@@ -134,7 +138,12 @@ func (r *run) startServices(ctx context.Context, redisURL string) error {
 		})
 		return s, nil
 	}
-	conf, err := add(stack.Conference, "DATABASE_URL="+r.db.URL)
+	confEnv, syncEnv := []string{"DATABASE_URL=" + r.db.URL}, []string(nil)
+	if r.logical {
+		confEnv = append(confEnv, "OUTBOX_TRANSPORT=logical", "OUTBOX_SLOT=chaos_outbox")
+		syncEnv = append(syncEnv, "SYNC_OUTBOX_TRANSPORT=logical", "SYNC_SLOT=chaos_outbox")
+	}
+	conf, err := add(stack.Conference, confEnv...)
 	if err != nil {
 		return err
 	}
@@ -150,7 +159,7 @@ func (r *run) startServices(ctx context.Context, redisURL string) error {
 	if err != nil {
 		return err
 	}
-	syncEnv := []string{"CONFERENCE_URL=http://" + r.confPx.Listen, "ATTENDEE_URL=" + att.proc().URL()}
+	syncEnv = append(syncEnv, "CONFERENCE_URL=http://"+r.confPx.Listen, "ATTENDEE_URL="+att.proc().URL())
 	if r.mode == "push" {
 		syncEnv = append(syncEnv, "DATABASE_URL="+r.db.URL, "REDIS_URL="+redisURL)
 	} else {
