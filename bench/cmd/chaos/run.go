@@ -84,6 +84,7 @@ type run struct {
 	// the logical-decoding transport.
 	name    string
 	logical bool
+
 	rng  *rand.Rand // the scheduler's: which fault, how long
 	wrng *rand.Rand // the writer's own, so that the two never share one
 	log  *slog.Logger
