@@ -79,7 +79,7 @@ func (s *Store) WithLogical(ctx context.Context, slot string) (*Store, error) {
 		}
 	}
 	c := *s
-	c.logical, c.notify, c.notifier = true, NotifyOff, nil
+	c.logical, c.slot, c.notify, c.notifier = true, slot, NotifyOff, nil
 	return &c, nil
 }
 

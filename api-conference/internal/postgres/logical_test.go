@@ -113,6 +113,16 @@ func TestLogicalWritesEmitWhatTheTableWrites(t *testing.T) {
 	if err := db.NewRaw("SELECT count(*) FROM outbox").Scan(ctx, &n); err != nil || n != 0 {
 		t.Errorf("the outbox table holds %d rows (%v); want none on the logical transport", n, err)
 	}
+	// Readiness says so when the slot is gone: the events written then reach nobody.
+	if err := store.Ping(ctx); err != nil {
+		t.Errorf("Ping with the slot there: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, "SELECT pg_drop_replication_slot(?)", name); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Ping(ctx); err == nil || !strings.Contains(err.Error(), "slot") {
+		t.Errorf("Ping with the slot dropped: %v; want the slot named", err)
+	}
 }
 
 // emitted reads the messages of api-conference's prefix from a test_decoding slot.

@@ -17,9 +17,10 @@ type Store struct {
 	db       bun.IDB
 	notify   NotifyMode
 	notifier *Notifier // with NotifyAfter
-	// logical makes the writes emit logical-decoding messages instead of outbox rows
-	// (WithLogical); notify is then NotifyOff.
+	// logical makes the writes emit logical-decoding messages instead of outbox rows, kept by
+	// the replication slot slot (WithLogical); notify is then NotifyOff.
 	logical bool
+	slot    string
 }
 
 // emitter is how s's writes hand on their events.
@@ -33,8 +34,26 @@ func (s *Store) emitter() emitter {
 // NewStore returns a Store over db that notifies the relay as its writes commit.
 func NewStore(db bun.IDB) *Store { return &Store{db: db, notify: NotifyCommit} }
 
-// Ping checks that the database answers, for /readyz.
-func (s *Store) Ping(ctx context.Context) error { return pgschema.Ping(ctx, s.db) }
+// Ping checks that the database answers, for /readyz; on the logical transport also that the
+// slot still exists, since without it every event written is lost without a trace (the writes
+// go on: a reconcile repairs the copy, and the relay makes the slot again when it reconnects).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := pgschema.Ping(ctx, s.db); err != nil || !s.logical {
+		return err
+	}
+	q, err := pgschema.SQLOf(s.db)
+	if err != nil {
+		return err
+	}
+	ready, err := slotReady(ctx, q, s.slot)
+	if err != nil {
+		return err
+	}
+	if !ready {
+		return fmt.Errorf("replication slot %s is gone: the events written now reach no relay (OUTBOX_TRANSPORT=logical)", s.slot)
+	}
+	return nil
+}
 
 // inTx runs fn in a transaction, translating what BEGIN and COMMIT fail with too.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
