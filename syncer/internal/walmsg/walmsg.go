@@ -283,7 +283,10 @@ func (r *Reader) idle(ctx context.Context) error {
 // more of the caller's: only once the caller confirmed all it was given, outside a transaction,
 // and while no batch is being gathered.
 func (r *Reader) advance() {
-	if r.confirmed == r.returned && !r.open && r.gathering == 0 {
+	// At or past: once advanced, confirmed stays ahead of what was last handed out until the
+	// next batch (with ==, one advance blocked every later one, and a server shutting down
+	// waited forever for the position it asked for).
+	if r.confirmed >= r.returned && !r.open && r.gathering == 0 {
 		r.confirmed = max(r.confirmed, r.skipped)
 	}
 }
