@@ -24,17 +24,6 @@ func adminURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-func connectAdmin(t *testing.T) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL())
-	if err != nil {
-		unavailable(t, fmt.Sprintf("Postgres is not reachable at %s (set TEST_DATABASE_URL): %v", adminURL(), err))
-	}
-	return conn
-}
-
 // newDatabase creates an empty database for t and returns its URL; it is dropped, with any
 // connection still open to it, when t ends.
 func newDatabase(t *testing.T) string {
