@@ -41,7 +41,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 		OutboxTransport:    postgres.Transport(e.Choice(get("OUTBOX_TRANSPORT", string(postgres.TransportTable)), postgres.Transports...)),
 		OutboxSlot:         get("OUTBOX_SLOT", changeevent.DefaultSlot).Value,
 	}
-	if !postgres.ValidSlot(cfg.OutboxSlot) {
+	if !changeevent.ValidSlot(cfg.OutboxSlot) {
 		e.Bad("OUTBOX_SLOT=%q: want a replication slot name of 1 to 63 lower-case letters, digits or underscores", cfg.OutboxSlot)
 	}
 	if cfg.OutboxTransport == postgres.TransportLogical && cfg.OutboxNotify == postgres.NotifyCommit {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +109,7 @@ func loadConfig(getenv func(string) string, logToTerminal bool) (config, error) 
 func loadRelay(e *envconf.Env, get func(name, def string) envconf.Var, cfg *config) {
 	poll, linger := get("SYNC_OUTBOX_POLL", "off"), get("SYNC_RELAY_LINGER", "off")
 	cfg.OutboxTransport = e.Choice(get("SYNC_OUTBOX_TRANSPORT", relay.TransportTable), relay.TransportTable, relay.TransportLogical)
-	if cfg.Slot = get("SYNC_SLOT", changeevent.DefaultSlot).Value; !validSlot.MatchString(cfg.Slot) {
+	if cfg.Slot = get("SYNC_SLOT", changeevent.DefaultSlot).Value; !changeevent.ValidSlot(cfg.Slot) {
 		e.Bad("SYNC_SLOT=%q: want a replication slot name of 1 to 63 lower-case letters, digits or underscores", cfg.Slot)
 	}
 	if cfg.OutboxTransport == relay.TransportLogical && poll.Value != "off" && poll.Value != "" {
@@ -133,9 +132,6 @@ func loadRelay(e *envconf.Env, get func(name, def string) envconf.Var, cfg *conf
 		e.Bad("SYNC_WAIT_REPLICAS=%q: want how many Redis replicas must hold a batch before its outbox rows go, 0 (off) to 100", waitReplicas.Value)
 	}
 }
-
-// validSlot is what a replication slot's name may be.
-var validSlot = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // redis is the Redis part of the configuration.
 func (c config) redis() redisconn.Config { return redisconn.Config{Mode: c.RedisMode, URL: c.RedisURL} }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -25,6 +26,26 @@ const (
 	// sides default to; OUTBOX_SLOT and SYNC_SLOT name another.
 	DefaultSlot = "conferencego_outbox"
 )
+
+// slotName is what a replication slot's name may be (Postgres allows lower-case letters, digits
+// and underscores, up to 63); the publication of the same name is held to it too, so that
+// neither ever needs quoting.
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// ValidSlot reports whether name can name a slot and its publication (OUTBOX_SLOT, SYNC_SLOT).
+func ValidSlot(name string) bool { return slotName.MatchString(name) }
+
+// EnsurePublicationSQL makes publication name, for no table, unless it exists (CREATE
+// PUBLICATION has no IF NOT EXISTS). pgoutput needs one to start, and looks it up as of each
+// change it decodes, so it must exist before the slot: a change older than the publication
+// fails the stream. name must be ValidSlot.
+func EnsurePublicationSQL(name string) string {
+	return `DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '` + name + `') THEN
+    CREATE PUBLICATION ` + name + `;
+  END IF;
+END $$`
+}
 
 // message is the content of one message.
 type message struct {

@@ -2,6 +2,7 @@ package changeevent
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,6 +33,20 @@ func TestMessageRow(t *testing.T) {
 	for _, bad := range []string{``, `{"event_id": `, `[1]`, `{"version": "3"}`, `{} {}`} {
 		if _, err := MessageRow([]byte(bad), 1); !errors.Is(err, ErrMalformed) {
 			t.Errorf("MessageRow(%q) = %v; want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func TestValidSlot(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"conferencego_outbox", "s_1", "a"} {
+		if !ValidSlot(ok) {
+			t.Errorf("ValidSlot(%q) = false", ok)
+		}
+	}
+	for _, bad := range []string{"", "Slot", "slot-1", "a b", "x'; DROP TABLE y; --", strings.Repeat("a", 64)} {
+		if ValidSlot(bad) {
+			t.Errorf("ValidSlot(%q) = true: it would go into SQL unquoted", bad)
 		}
 	}
 }

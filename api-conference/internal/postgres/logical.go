@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"conferencego/pgschema"
 	"conferencego/syncer/backoff"
+	"conferencego/syncer/changeevent"
 )
 
 // Transport is how a write hands its event to the relay (OUTBOX_TRANSPORT).
@@ -29,13 +29,6 @@ const (
 // Transports are the values OUTBOX_TRANSPORT takes.
 var Transports = []string{string(TransportTable), string(TransportLogical)}
 
-// slotName is what a replication slot's name may be (Postgres: lower-case letters, digits and
-// underscores); the publication of the same name is held to it too, so neither needs quoting.
-var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
-
-// ValidSlot reports whether name can name the slot and its publication.
-func ValidSlot(name string) bool { return slotName.MatchString(name) }
-
 // WithLogical returns a Store like s whose conference writes emit logical-decoding messages
 // instead of outbox rows, once it has checked that they will be read: the server decodes
 // (wal_level=logical) and the replication slot slot exists in this database. A message is kept
@@ -44,7 +37,7 @@ func ValidSlot(name string) bool { return slotName.MatchString(name) }
 // is started with, first, since pgoutput looks publications up as of each change it decodes),
 // which needs a role with REPLICATION and CREATE on the database, and otherwise says so.
 func (s *Store) WithLogical(ctx context.Context, slot string) (*Store, error) {
-	if !ValidSlot(slot) {
+	if !changeevent.ValidSlot(slot) {
 		return nil, fmt.Errorf("slot %q: want 1 to 63 lower-case letters, digits or underscores", slot)
 	}
 	q, err := pgschema.SQLOf(s.db)
@@ -98,11 +91,7 @@ func slotReady(ctx context.Context, q pgschema.Querier, slot string) (bool, erro
 // createSlot makes the publication and then the slot, each in a statement of its own (a slot
 // cannot be made in a transaction that wrote). A creator racing this one is not an error.
 func createSlot(ctx context.Context, q pgschema.Querier, slot string) error {
-	if _, err := q.ExecContext(ctx, `DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '`+slot+`') THEN
-    CREATE PUBLICATION `+slot+`;
-  END IF;
-END $$`); err != nil {
+	if _, err := q.ExecContext(ctx, changeevent.EnsurePublicationSQL(slot)); err != nil {
 		return fmt.Errorf("create publication: %w", err)
 	}
 	_, err := q.ExecContext(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)

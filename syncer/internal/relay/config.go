@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"conferencego/syncer/changeevent"
@@ -125,7 +124,7 @@ func (c *Config) Validate() error {
 		if c.WALConnString == "" {
 			errs = append(errs, errors.New("the logical transport needs the database's connection string"))
 		}
-		if !validSlot.MatchString(c.Slot) {
+		if !changeevent.ValidSlot(c.Slot) {
 			errs = append(errs, fmt.Errorf("slot %q is not 1 to 63 lower-case letters, digits or underscores", c.Slot))
 		}
 	default:
@@ -133,6 +132,3 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// validSlot is what a replication slot's name may be.
-var validSlot = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)

@@ -15,13 +15,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"conferencego/syncer/changeevent"
 )
 
 // Config says which slot to read and which messages are the caller's.
@@ -96,7 +97,7 @@ var ErrWALLevel = errors.New("the server's wal_level is not logical")
 // Open connects, makes the publication and the slot if they are missing, and starts
 // streaming from what the slot last confirmed.
 func Open(ctx context.Context, cfg Config) (*Reader, error) {
-	if !name.MatchString(cfg.Slot) || !name.MatchString(cfg.Publication) {
+	if !changeevent.ValidSlot(cfg.Slot) || !changeevent.ValidSlot(cfg.Publication) {
 		return nil, fmt.Errorf("walmsg: slot %q and publication %q must be 1 to 63 lower-case letters, digits or underscores", cfg.Slot, cfg.Publication)
 	}
 	if cfg.Prefix == "" {
@@ -129,12 +130,8 @@ func (r *Reader) start(ctx context.Context) error {
 	if r.walLevelNotLogical(ctx) {
 		return ErrWALLevel
 	}
-	// CREATE PUBLICATION has no IF NOT EXISTS; a replication connection may run plain SQL.
-	if err := r.exec(ctx, `DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '`+r.cfg.Publication+`') THEN
-    CREATE PUBLICATION `+r.cfg.Publication+`;
-  END IF;
-END $$`); err != nil {
+	// A replication connection may run plain SQL.
+	if err := r.exec(ctx, changeevent.EnsurePublicationSQL(r.cfg.Publication)); err != nil {
 		return fmt.Errorf("walmsg: publication %s: %w", r.cfg.Publication, err)
 	}
 	_, err := pglogrepl.CreateReplicationSlot(ctx, r.conn, r.cfg.Slot, "pgoutput",
@@ -387,7 +384,3 @@ func (r *Reader) decode(data []byte) (pglogrepl.LSN, bool, error) {
 	}
 	return 0, false, nil
 }
-
-// name is what a slot's name may be (Postgres allows lower-case letters, digits and
-// underscores); the publication's is held to the same, so neither needs quoting.
-var name = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
